@@ -1,0 +1,255 @@
+"""JSON-LD contexts, resolved to the vendored CTDL copies only.
+
+The registry never fetches a context from the network. The CTDL and CTDL-ASN context URLs
+(``http`` or ``https``, with or without a trailing slash) map to the files in ``ctdl/vocab``;
+every other remote URL is refused with :class:`ContextError`.
+
+:func:`term_table` turns one context (or a list of them, merged in order) into a
+:class:`TermTable`: for every term and compact-IRI prefix its full IRI, type coercion and
+container. The table is built once per context by PyLD's own context processing (so it agrees
+with PyLD by construction) and cached for the life of the process.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pyld import jsonld
+
+CTDL = "https://credreg.net/ctdl/schema/context/json"
+CTDLASN = "https://credreg.net/ctdlasn/schema/context/json"
+
+_VOCAB_DIR = Path(__file__).resolve().parent / "vocab"
+_VENDORED: dict[str, str] = {CTDL: "ctdl-context.json", CTDLASN: "ctdlasn-context.json"}
+
+# PyLD's test for an absolute IRI (or blank node id): anything else is resolved against a base.
+_ABSOLUTE_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*|_):[^\s]*$")
+
+# Per-term features the fast RDF path does not implement; a term using one is "unsupported"
+# and any document using that term goes to PyLD instead.
+_UNSUPPORTED_TERM_KEYS = frozenset({"@context", "@nest", "@index", "@language", "@direction"})
+_SUPPORTED_CONTAINERS = frozenset({"@language", "@set", "@list"})
+# Context-wide settings that change how every key or value expands.
+_UNSUPPORTED_CONTEXT_KEYS = ("@vocab", "@base", "@language", "@direction")
+
+
+class ContextError(Exception):
+    """A context the registry will not load (anything but the vendored CTDL contexts)."""
+
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(f"{message} ({url!r})")
+        self.url = url
+        self.message = message
+
+
+def canonical_url(url: str) -> str | None:
+    """The vendored context a URL names (http/https, trailing slash ignored), or None."""
+    u = url.strip()
+    if u.startswith("http://"):
+        u = "https://" + u[7:]
+    u = u.rstrip("/")
+    return u if u in _VENDORED else None
+
+
+def _refuse(url: str) -> ContextError:
+    return ContextError(
+        url,
+        f"remote contexts are not fetched; use the CTDL context {CTDL} "
+        f"or the CTDL-ASN context {CTDLASN}",
+    )
+
+
+@lru_cache(maxsize=None)
+def _vendored_bytes(canonical: str) -> bytes:
+    return (_VOCAB_DIR / _VENDORED[canonical]).read_bytes()
+
+
+def load_context(url: str) -> dict[str, Any]:
+    """A fresh copy of the vendored context document for ``url``; ContextError for any other."""
+    canonical = canonical_url(url)
+    if canonical is None:
+        raise _refuse(url)
+    doc: dict[str, Any] = orjson.loads(_vendored_bytes(canonical))
+    return doc
+
+
+def document_loader(url: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A PyLD document loader that serves the vendored contexts and never touches the network.
+
+    Returns PyLD's RemoteDocument dict. Raises ContextError for every other URL (PyLD wraps it
+    in a JsonLdError whose ``__cause__`` chain holds the ContextError).
+    """
+    return {
+        "contentType": "application/ld+json",
+        "contextUrl": None,
+        "documentUrl": url,
+        "document": load_context(url),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One term of an active context.
+
+    ``type`` is ``None`` (no coercion), ``"@id"``, ``"@vocab"``, another keyword such as
+    ``"@json"``, or a datatype IRI. ``container`` lists the container keywords.
+    ``supported`` is False when the term uses a feature the fast RDF path leaves to PyLD.
+    """
+
+    name: str
+    iri: str | None
+    type: str | None = None
+    container: tuple[str, ...] = ()
+    prefix: bool = False
+    supported: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class TermTable:
+    """The terms of one (possibly merged) context, as plain dicts for fast lookups.
+
+    ``context`` is the list of canonical context URLs it was built from; ``fast`` is False when
+    the context sets something (``@vocab``, ``@base``, a default language) that the fast path
+    does not implement. ``prefixes`` maps each prefix usable in compact IRIs to its IRI;
+    ``by_iri`` maps a full IRI to the preferred term for it (compact ``prefix:name`` form first).
+    """
+
+    context: tuple[str, ...]
+    terms: dict[str, Term]
+    prefixes: dict[str, str]
+    by_iri: dict[str, str]
+    fast: bool = True
+    _prefix_order: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    @property
+    def context_value(self) -> str | list[str]:
+        """The ``@context`` value naming this table's contexts, as a document would carry it."""
+        return self.context[0] if len(self.context) == 1 else list(self.context)
+
+    def expand_iri(self, value: str, vocab: bool = False) -> str | None:
+        """JSON-LD IRI expansion without a base: the absolute IRI or ``_:`` id, or None.
+
+        ``vocab=True`` is the expansion used for keys, ``@type`` and datatypes (terms count);
+        ``vocab=False`` the one used for ``@id`` values. None means JSON-LD would have to
+        resolve ``value`` against a base (it is relative) or the term maps to null.
+        """
+        if vocab and value in self.terms:
+            return self.terms[value].iri
+        colon = value.find(":")
+        if colon > 0:
+            prefix, suffix = value[:colon], value[colon + 1:]
+            if prefix == "_" or suffix.startswith("//"):
+                return value
+            base = self.prefixes.get(prefix)
+            if base is not None:
+                return base + suffix
+            if _ABSOLUTE_RE.match(value):
+                return value
+        return None
+
+    def compact_iri(self, iri: str, vocab: bool = False) -> str | None:
+        """The shortest string that :meth:`expand_iri` turns back into ``iri``, or None.
+
+        Tries a term (vocab only), then ``prefix:suffix`` with the longest matching prefix,
+        then ``iri`` itself; None when no form round-trips (e.g. an IRI whose scheme is a
+        prefix of this context, such as ``ceterms:x`` written as a full IRI).
+        """
+        if vocab:
+            term = self.by_iri.get(iri)
+            if term is not None:
+                return term
+        for prefix, base in self._prefix_order:
+            if iri.startswith(base) and len(iri) > len(base):
+                candidate = prefix + ":" + iri[len(base):]
+                if self.expand_iri(candidate, vocab) == iri:
+                    return candidate
+        if self.expand_iri(iri, vocab) == iri:
+            return iri
+        return None
+
+
+def _context_key(context: str | Sequence[str]) -> tuple[str, ...]:
+    urls = [context] if isinstance(context, str) else list(context)
+    key: list[str] = []
+    for url in urls:
+        if not isinstance(url, str):
+            raise TypeError(f"term tables are built from context URLs, not {type(url).__name__}")
+        canonical = canonical_url(url)
+        if canonical is None:
+            raise _refuse(url)
+        key.append(canonical)
+    if not key:
+        raise ValueError("no context given")
+    return tuple(key)
+
+
+def term_table(context: str | Sequence[str]) -> TermTable:
+    """The cached TermTable of a context URL or a list of context URLs (merged in order).
+
+    Raises ContextError for any URL other than the vendored CTDL / CTDL-ASN contexts.
+    """
+    return _build_table(_context_key(context))
+
+
+def _term_from_mapping(name: str, mapping: dict[str, Any] | None) -> Term:
+    if mapping is None:  # "term": null, i.e. the key is to be ignored
+        return Term(name=name, iri=None, supported=False)
+    iri = mapping.get("@id")
+    container = tuple(mapping.get("@container") or ())
+    supported = (
+        isinstance(iri, str)
+        and not iri.startswith("@")  # a keyword alias such as "id": "@id"
+        and not mapping.get("reverse")
+        and not any(k in mapping for k in _UNSUPPORTED_TERM_KEYS)
+        and set(container) <= _SUPPORTED_CONTAINERS
+        and not ("@language" in container and "@list" in container)
+    )
+    return Term(
+        name=name,
+        iri=iri if isinstance(iri, str) else None,
+        type=mapping.get("@type"),
+        container=container,
+        prefix=bool(mapping.get("_prefix")),
+        supported=supported,
+    )
+
+
+def _preferred(current: str | None, candidate: str) -> bool:
+    """Which term to use for an IRI: the compact-IRI form (CTDL style), then shortest, then A-Z."""
+    if current is None:
+        return True
+
+    def rank(name: str) -> tuple[int, int, str]:
+        return (0 if ":" in name else 1, len(name), name)
+
+    return rank(candidate) < rank(current)
+
+
+@lru_cache(maxsize=16)
+def _build_table(key: tuple[str, ...]) -> TermTable:
+    # PyLD processes the context once here, so the table agrees with the oracle by construction
+    # and the registry does not carry a second JSON-LD context processor.
+    processor = jsonld.JsonLdProcessor()
+    options: dict[str, Any] = {"documentLoader": document_loader, "processingMode": "json-ld-1.1"}
+    initial = processor.process_context(None, None, options)
+    active = processor.process_context(initial, list(key), options)
+    terms: dict[str, Term] = {}
+    prefixes: dict[str, str] = {}
+    by_iri: dict[str, str] = {}
+    for name, mapping in active["mappings"].items():
+        term = _term_from_mapping(name, mapping)
+        terms[name] = term
+        if term.prefix and term.iri is not None:
+            prefixes[name] = term.iri
+        if term.supported and term.iri is not None and _preferred(by_iri.get(term.iri), name):
+            by_iri[term.iri] = name
+    fast = not any(k in active for k in _UNSUPPORTED_CONTEXT_KEYS)
+    # Longest prefix IRI first, so compaction picks the most specific prefix.
+    order = tuple(sorted(prefixes.items(), key=lambda kv: (-len(kv[1]), kv[0])))
+    return TermTable(context=key, terms=terms, prefixes=prefixes, by_iri=by_iri, fast=fast,
+                     _prefix_order=order)

@@ -1,0 +1,36 @@
+"""CTIDs: `ce-` followed by a lower-case UUID."""
+from __future__ import annotations
+
+import re
+
+CTID_RE = re.compile(r"^ce-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_LOOSE_RE = re.compile(r"^ce-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_BARE_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_IN_URI_RE = re.compile(r"(ce-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})/?$")
+
+
+def is_ctid(value: object) -> bool:
+    """True for a CTID in canonical (lower-case) form."""
+    return isinstance(value, str) and CTID_RE.match(value) is not None
+
+
+def normalize(value: str) -> str | None:
+    """The canonical form of a CTID written in any case, or None if it is not a CTID at all."""
+    if _LOOSE_RE.match(value):
+        return value.lower()
+    return None
+
+
+def is_bare_uuid(value: str) -> bool:
+    return _BARE_UUID_RE.match(value) is not None
+
+
+def uuid_version(ctid: str) -> int:
+    """The UUID version digit of a canonical CTID."""
+    return int(ctid[17], 16)
+
+
+def from_uri(uri: str) -> str | None:
+    """The CTID that ends a resource or graph URI, lower-cased, if there is one."""
+    m = _IN_URI_RE.search(uri)
+    return m.group(1).lower() if m else None

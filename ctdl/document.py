@@ -1,0 +1,248 @@
+"""A CTDL graph document as received: parsed, wrapped into an envelope, normalized.
+
+Credential Engine publishes `{"@context", "@id": graph URI, "@graph": [main node, ...]}`; publishers
+also send single-node documents. Both become the same envelope here. Real-world variants are
+normalized rather than rejected (http:// context and namespace forms, `schema:ValueProfile`,
+upper-case CTIDs); each normalization is reported as an info problem so the publisher learns of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ctdl import ctid as ctids
+from ctdl.problems import Problem, Severity, pointer
+
+CTDL_CONTEXT = "https://credreg.net/ctdl/schema/context/json"
+CTDLASN_CONTEXT = "https://credreg.net/ctdlasn/schema/context/json"
+_CONTEXT_FORMS = {
+    url.replace("https://", scheme).rstrip("/") + slash: url
+    for url in (CTDL_CONTEXT, CTDLASN_CONTEXT)
+    for scheme in ("https://", "http://")
+    for slash in ("", "/")
+}
+# Full namespace IRIs written where a compact term belongs, in both the http and https forms.
+_NAMESPACES = {
+    "https://purl.org/ctdl/terms/": "ceterms:",
+    "http://purl.org/ctdl/terms/": "ceterms:",
+    "https://purl.org/ctdlasn/terms/": "ceasn:",
+    "http://purl.org/ctdlasn/terms/": "ceasn:",
+    "https://purl.org/ctdl/qdata/": "qdata:",
+    "http://purl.org/ctdl/qdata/": "qdata:",
+    "https://schema.org/": "schema:",
+    "http://schema.org/": "schema:",
+}
+# Type names seen in published data that the vocabulary spells differently.
+_TYPE_ALIASES = {"schema:ValueProfile": "ceterms:ValueProfile"}
+CTID_PROP = "ceterms:ctid"
+
+
+@dataclass
+class Document:
+    envelope: dict[str, Any]
+    ctid: str | None
+    main_index: int | None
+    node_pointers: list[str]
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def main(self) -> dict[str, Any] | None:
+        return None if self.main_index is None else self.envelope["@graph"][self.main_index]
+
+    @property
+    def nodes(self) -> list[dict[str, Any]]:
+        nodes: list[dict[str, Any]] = self.envelope["@graph"]
+        return nodes
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.severity is Severity.ERROR for p in self.problems)
+
+
+def _error(code: str, ptr: str, message: str, **kw: Any) -> Problem:
+    return Problem(code, Severity.ERROR, ptr, message, **kw)
+
+
+def _info(code: str, ptr: str, message: str, **kw: Any) -> Problem:
+    return Problem(code, Severity.INFO, ptr, message, **kw)
+
+
+def parse(raw: bytes | str | dict[str, Any], *, base_uri: str) -> Document:
+    """Parse and normalize a graph document. Never raises on bad input: problems say what is wrong.
+
+    `base_uri` is the registry's public base; a main node without an `@id` gets
+    `{base_uri}/resources/{ctid}` and an envelope without one gets `{base_uri}/graph/{ctid}`.
+    """
+    if isinstance(raw, dict):
+        data: Any = raw
+    else:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return _failed(_error("malformed-json", "", f"The body is not valid JSON: {exc}."))
+    if not isinstance(data, dict):
+        return _failed(_error("not-a-json-ld-object", "",
+                              "A graph document must be a JSON object, not a "
+                              f"{type(data).__name__}."))
+    problems: list[Problem] = []
+    context = _normalize_context(data.get("@context"), problems)
+    if context is None:
+        return Document({"@graph": []}, None, None, [], problems)
+
+    if "@graph" in data:
+        graph = data["@graph"]
+        if isinstance(graph, dict):
+            graph = [graph]
+        if not isinstance(graph, list) or not all(isinstance(n, dict) for n in graph):
+            problems.append(_error("malformed-graph", "/@graph",
+                                   "@graph must be a list of node objects."))
+            return Document({"@graph": []}, None, None, [], problems)
+        nodes = [dict(n) for n in graph]
+        node_pointers = [pointer("@graph", i) for i in range(len(nodes))]
+        graph_id = data.get("@id")
+        extra = [k for k in data if k not in ("@context", "@id", "@graph")]
+        if extra:
+            problems.append(_error("unexpected-envelope-key", pointer(extra[0]),
+                                   f"The envelope may hold only @context, @id and @graph; "
+                                   f"found {extra[0]!r}.", property=extra[0]))
+    else:
+        node = {k: v for k, v in data.items() if k != "@context"}
+        nodes = [node]
+        node_pointers = [""]
+        graph_id = None
+
+    for node, ptr in zip(nodes, node_pointers):
+        _normalize_node(node, ptr, problems)
+
+    main_index = _main_index(nodes, graph_id)
+    ctid = None
+    if main_index is not None:
+        main = nodes[main_index]
+        ctid = main.get(CTID_PROP) if ctids.is_ctid(main.get(CTID_PROP)) else None
+        if ctid is not None and "@id" not in main:
+            main["@id"] = f"{base_uri}/resources/{ctid}"
+            nodes[main_index] = {"@id": main.pop("@id"), **main}
+    if isinstance(graph_id, str) and ctid is not None:
+        named = ctids.from_uri(graph_id)
+        if named is not None and named != ctid:
+            problems.append(_error("graph-ctid-mismatch", "/@id",
+                                   f"The envelope @id names {named} but its main node's CTID is "
+                                   f"{ctid}.", node=graph_id))
+    if not isinstance(graph_id, str):
+        graph_id = f"{base_uri}/graph/{ctid}" if ctid else None
+    envelope: dict[str, Any] = {"@context": context}
+    if graph_id is not None:
+        envelope["@id"] = graph_id
+    envelope["@graph"] = nodes
+    return Document(envelope, ctid, main_index, node_pointers, problems)
+
+
+def _failed(problem: Problem) -> Document:
+    return Document({"@graph": []}, None, None, [], [problem])
+
+
+def _normalize_context(context: Any, problems: list[Problem]) -> Any:
+    """The context with known URLs in their canonical https form; None (and an error) if unusable."""
+    if context is None:
+        problems.append(_error("missing-context", "/@context",
+                               f"The document has no @context; use {CTDL_CONTEXT!r}."))
+        return None
+    items = context if isinstance(context, list) else [context]
+    out: list[Any] = []
+    for i, item in enumerate(items):
+        ptr = pointer("@context", i) if isinstance(context, list) else "/@context"
+        if isinstance(item, str):
+            canonical = _CONTEXT_FORMS.get(item.strip())
+            if canonical is None:
+                problems.append(_error(
+                    "remote-context-refused", ptr,
+                    f"The context {item!r} is not one the registry knows; remote contexts are never "
+                    f"fetched. Use {CTDL_CONTEXT!r} (or the CTDL-ASN context)."))
+                return None
+            if canonical != item:
+                problems.append(_info("context-normalized", ptr,
+                                      f"The context URL {item!r} was read as {canonical!r}."))
+            out.append(canonical)
+        elif isinstance(item, dict):
+            out.append(item)  # inline definitions: handled exactly by the JSON-LD fallback path
+        else:
+            problems.append(_error("malformed-context", ptr,
+                                   "@context must be a URL, an object or a list of them."))
+            return None
+    return out if isinstance(context, list) else out[0]
+
+
+def _compact_term(name: str) -> str:
+    for ns, prefix in _NAMESPACES.items():
+        if name.startswith(ns):
+            return prefix + name[len(ns):]
+    return name
+
+
+def _normalize_node(node: dict[str, Any], ptr: str, problems: list[Problem]) -> None:
+    """Normalize one node in place, recursing into embedded nodes."""
+    renamed = [k for k in node if "://" in k and _compact_term(k) != k]
+    for key in renamed:
+        new = _compact_term(key)
+        if new in node:
+            continue  # both forms present: leave it for the validator to report
+        node[new] = node.pop(key)
+        problems.append(_info("term-normalized", pointer(*_split(ptr), key),
+                              f"Property {key!r} was read as {new!r}.", property=new))
+    types = node.get("@type")
+    if isinstance(types, str):
+        new_type = _TYPE_ALIASES.get(_compact_term(types), _compact_term(types))
+        if new_type != types:
+            node["@type"] = new_type
+            problems.append(_info("type-normalized", ptr + "/@type",
+                                  f"Type {types!r} was read as {new_type!r}."))
+    elif isinstance(types, list):
+        fixed = [_TYPE_ALIASES.get(_compact_term(t), _compact_term(t)) if isinstance(t, str) else t
+                 for t in types]
+        if fixed != types:
+            node["@type"] = fixed
+            problems.append(_info("type-normalized", ptr + "/@type",
+                                  f"Types {types!r} were read as {fixed!r}."))
+    value = node.get(CTID_PROP)
+    if isinstance(value, str):
+        canonical = ctids.normalize(value.strip())
+        if canonical is not None and canonical != value:
+            node[CTID_PROP] = canonical
+            problems.append(_info("ctid-normalized", ptr + "/ceterms:ctid",
+                                  f"CTID {value!r} was read as {canonical!r}.",
+                                  property=CTID_PROP))
+    for key, val in node.items():
+        if key.startswith("@") and key != "@graph":
+            continue
+        items = val if isinstance(val, list) else [val]
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and "@value" not in item and _is_node(item):
+                sub = pointer(*_split(ptr), key, i) if isinstance(val, list) else \
+                    pointer(*_split(ptr), key)
+                _normalize_node(item, sub, problems)
+
+
+def _is_node(obj: dict[str, Any]) -> bool:
+    """A nested object is a node (not a language map) when it has @type, @id or a term key."""
+    return any(k.startswith("@") or ":" in k for k in obj) and "@language" not in obj
+
+
+def _split(ptr: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in ptr.split("/")[1:]] if ptr else []
+
+
+def _main_index(nodes: list[dict[str, Any]], graph_id: Any) -> int | None:
+    """The main node: the one whose CTID the envelope's @id names, else the first with a CTID."""
+    if not nodes:
+        return None
+    named = ctids.from_uri(graph_id) if isinstance(graph_id, str) else None
+    if named is not None:
+        for i, node in enumerate(nodes):
+            if node.get(CTID_PROP) == named:
+                return i
+    for i, node in enumerate(nodes):
+        if CTID_PROP in node:
+            return i
+    return 0

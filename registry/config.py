@@ -1,0 +1,69 @@
+"""Typed configuration from `CREDREG_*` environment variables, validated at start-up."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads. `credreg config` prints them, secrets masked."""
+
+    model_config = SettingsConfigDict(env_prefix="CREDREG_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    base_uri: str = ""  # default http://{host}:{port}
+    store_url: str = ""  # default sqlite:///{data_dir}/registry.sqlite3
+    auto_migrate: bool = True
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_nodes: int = Field(default=10_000, ge=1)
+    max_depth: int = Field(default=32, ge=2)
+    page_limit: int = Field(default=1000, ge=1)
+    durable: bool = True  # fsync every commit (SQLite synchronous=FULL)
+    group_commit_ms: float = Field(default=2.0, ge=0, le=100)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("base_uri")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.base_uri:
+            self.base_uri = f"http://{self.host}:{self.port}"
+        if not self.store_url:
+            self.store_url = f"sqlite:///{self.data_dir / 'registry.sqlite3'}"
+        if not self.store_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("CREDREG_STORE_URL must be sqlite:///PATH or postgresql://…")
+        if self.env == "production":
+            if self.base_uri.startswith(("http://127.", "http://localhost")):
+                raise ValueError("CREDREG_BASE_URI must be the public URI in production")
+            if not self.durable:
+                raise ValueError("CREDREG_DURABLE=false is refused in production")
+        return self
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings with passwords in URLs masked."""
+        out = self.model_dump(mode="json")
+        out["store_url"] = mask_url(self.store_url)
+        return out
+
+
+def mask_url(url: str) -> str:
+    """`postgresql://user:secret@host/db` -> `postgresql://user:***@host/db`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+def load(**overrides: Any) -> Settings:
+    return Settings(**overrides)
