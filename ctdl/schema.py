@@ -40,6 +40,8 @@ _ANY_IRI_RANGES = frozenset({"xsd:anyURI", "rdfs:Resource", "schema:URL", "schem
 # Other undefined references are typos in the encodings (ceasn:CrtiterionLevel) and stay unknown.
 _REFERENCED_CLASS_PREFIXES = ("ceterms:", "qdata:")
 
+_ALIGNMENT_OBJECT = "ceterms:CredentialAlignmentObject"
+
 # Inverse pairs CTDL uses without declaring owl:inverseOf in the encoding.
 _EXTRA_INVERSES = (
     ("ceterms:isPreparationFor", "ceterms:preparationFrom"),
@@ -248,7 +250,12 @@ def _range_classes(rng: frozenset[str], classes: frozenset[str]) -> frozenset[st
     """The classes a referenced node must belong to, or None when the range admits anything."""
     if not rng or any(r in _ANY_IRI_RANGES or is_literal_range(r) for r in rng):
         return None
-    return frozenset(r for r in rng if r in classes) or None
+    out = {r for r in rng if r in classes}
+    if "skos:Concept" in out:
+        # Credential Engine publishes concept-valued properties as alignment objects
+        # ({"@type": "ceterms:CredentialAlignmentObject", "ceterms:targetNode": concept}).
+        out.add(_ALIGNMENT_OBJECT)
+    return frozenset(out) or None
 
 
 def _properties(prop_nodes: dict[str, dict[str, Any]], context: dict[str, Any],

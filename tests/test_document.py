@@ -1,0 +1,105 @@
+"""Parsing and normalizing graph documents as received."""
+from __future__ import annotations
+
+import pytest
+
+from ctdl.document import CTDL_CONTEXT, parse
+from ctdl.problems import Severity
+from tests.conftest import BASE, graph, new_ctid
+
+
+def codes(doc) -> list[str]:  # type: ignore[no-untyped-def]
+    return [p.code for p in doc.problems]
+
+
+@pytest.mark.parametrize("url", [
+    "http://credreg.net/ctdl/schema/context/json",
+    "https://credreg.net/ctdl/schema/context/json/",
+    "http://credreg.net/ctdl/schema/context/json/",
+])
+def test_context_url_variants_resolve_to_the_vendored_context(url: str) -> None:
+    raw = graph()
+    raw["@context"] = url
+    doc = parse(raw, base_uri=BASE)
+    assert doc.envelope["@context"] == CTDL_CONTEXT
+    assert codes(doc) == ["context-normalized"]
+
+
+def test_other_remote_contexts_are_refused() -> None:
+    raw = graph()
+    raw["@context"] = "https://schema.org/"
+    doc = parse(raw, base_uri=BASE)
+    assert doc.has_errors and codes(doc) == ["remote-context-refused"]
+    assert "never fetched" in doc.problems[0].message
+
+
+def test_missing_context_is_an_error() -> None:
+    raw = graph()
+    del raw["@context"]
+    assert codes(parse(raw, base_uri=BASE)) == ["missing-context"]
+
+
+def test_single_node_is_wrapped_into_an_envelope() -> None:
+    ctid = new_ctid()
+    node = {"@context": CTDL_CONTEXT, "@type": "ceterms:Certification", "ceterms:ctid": ctid}
+    doc = parse(node, base_uri=BASE)
+    assert doc.envelope["@id"] == f"{BASE}/graph/{ctid}"
+    assert doc.main == {"@id": f"{BASE}/resources/{ctid}", "@type": "ceterms:Certification",
+                        "ceterms:ctid": ctid}
+    assert doc.node_pointers == [""]
+
+
+def test_main_node_is_the_one_the_envelope_names() -> None:
+    first, second = new_ctid(), new_ctid()
+    raw = graph(first)
+    raw["@graph"].insert(0, graph(second)["@graph"][0])
+    doc = parse(raw, base_uri=BASE)
+    assert doc.ctid == first and doc.main_index == 1
+
+
+def test_full_namespace_iris_are_read_as_terms() -> None:
+    raw = graph()
+    node = raw["@graph"][0]
+    node["http://purl.org/ctdl/terms/keyword"] = [{"en-US": "welding"}]
+    node["@type"] = "http://purl.org/ctdl/terms/Certification"
+    doc = parse(raw, base_uri=BASE)
+    assert doc.main is not None
+    assert doc.main["@type"] == "ceterms:Certification"
+    assert doc.main["ceterms:keyword"] == [{"en-US": "welding"}]
+    assert all(p.severity is Severity.INFO for p in doc.problems)
+
+
+def test_schema_value_profile_variant_is_normalized() -> None:
+    raw = graph()
+    raw["@graph"][0]["ceterms:creditValue"] = [{"@type": "schema:ValueProfile", "schema:value": 3}]
+    doc = parse(raw, base_uri=BASE)
+    assert doc.main is not None
+    assert doc.main["ceterms:creditValue"][0]["@type"] == "ceterms:ValueProfile"
+    assert "type-normalized" in codes(doc)
+
+
+def test_upper_case_ctid_is_lowered_with_an_info() -> None:
+    ctid = new_ctid()
+    raw = graph(ctid)
+    raw["@graph"][0]["ceterms:ctid"] = "ce-" + ctid[3:].upper()
+    doc = parse(raw, base_uri=BASE)
+    assert doc.ctid == ctid and codes(doc) == ["ctid-normalized"]
+
+
+def test_envelope_and_main_node_must_agree() -> None:
+    raw = graph()
+    raw["@id"] = f"{BASE}/graph/{new_ctid()}"
+    doc = parse(raw, base_uri=BASE)
+    # the named node is absent, so the first node with a CTID is the main node, and they disagree
+    assert codes(doc) == ["graph-ctid-mismatch"]
+
+
+@pytest.mark.parametrize("raw, code", [
+    (b"{", "malformed-json"),
+    (b'"text"', "not-a-json-ld-object"),
+    (b'{"@context": "https://credreg.net/ctdl/schema/context/json", "@graph": 3}',
+     "malformed-graph"),
+    (b'{"@context": 5, "@graph": []}', "malformed-context"),
+])
+def test_malformed_documents(raw: bytes, code: str) -> None:
+    assert codes(parse(raw, base_uri=BASE)) == [code]

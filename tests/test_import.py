@@ -1,0 +1,130 @@
+"""Bulk import: files, directories, JSON Lines, ZIP archives; idempotent; rejects reported."""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import orjson
+from click.testing import CliRunner
+
+from registry.cli import main
+from registry.service import Registry
+from tests.conftest import SAMPLES, graph
+
+
+def _env(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"CREDREG_DATA_DIR": str(settings.data_dir), "CREDREG_BASE_URI": settings.base_uri,
+            "CREDREG_DURABLE": "false"}
+
+
+def _layout(tmp_path: Path) -> tuple[list[Path], int]:
+    docs = [graph() for _ in range(6)]
+    folder = tmp_path / "bulk"
+    folder.mkdir()
+    (folder / "a.json").write_bytes(orjson.dumps(docs[0]))
+    (folder / "b.jsonl").write_bytes(b"\n".join(orjson.dumps(d) for d in docs[1:3]) + b"\n")
+    with zipfile.ZipFile(tmp_path / "download.zip", "w") as z:
+        for d in docs[3:]:
+            z.writestr(f"graphs/{d['@graph'][0]['ceterms:ctid']}.json", orjson.dumps(d))
+    bad = dict(graph())
+    bad["@graph"][0]["@type"] = "ceterms:Nope"
+    (folder / "bad.json").write_bytes(orjson.dumps(bad))
+    return [folder, tmp_path / "download.zip"], 6
+
+
+def test_import_reads_every_layout_and_is_idempotent(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    paths, good = _layout(tmp_path)
+    runner = CliRunner()
+    args = ["import", "--no-progress", *map(str, paths)]
+    first = runner.invoke(main, args, env=_env(settings))
+    assert first.exit_code == 0, first.output
+    assert first.stdout.strip().splitlines()[-1] == f"imported {good}, unchanged 0, rejected 1"
+    assert "unknown-type" in first.stderr
+    second = runner.invoke(main, args, env=_env(settings))
+    assert second.stdout.strip().splitlines()[-1] == f"imported 0, unchanged {good}, rejected 1"
+    registry = Registry(settings)
+    try:
+        assert registry.store.count() == good
+        assert registry.store.last_seq() == good  # nothing re-versioned
+    finally:
+        registry.close()
+
+
+def test_import_of_real_samples(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    folder = SAMPLES / "registry-assistant"
+    result = CliRunner().invoke(main, ["import", "--no-progress", str(folder)], env=_env(settings))
+    files = len(list(folder.glob("*.json")))
+    assert result.stdout.strip().splitlines()[-1] == f"imported {files}, unchanged 0, rejected 0"
+
+
+def test_interrupted_import_leaves_no_half_written_record(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    registry = Registry(settings)
+    docs = [graph() for _ in range(5)]
+
+    def items():  # type: ignore[no-untyped-def]
+        for i, d in enumerate(docs):
+            if i == 3:
+                raise KeyboardInterrupt
+            yield f"item{i}", orjson.dumps(d)
+
+    try:
+        try:
+            registry.import_many(items(), lambda *a: None, batch_size=2)
+        except KeyboardInterrupt:
+            pass
+        # the first batch of two committed; the third was pending and is not in the store at all
+        stored = {r.ctid for r in registry.store.iter_current()}
+        assert stored == {d["@graph"][0]["ceterms:ctid"] for d in docs[:2]}
+        for ctid in stored:
+            assert len(registry.store.versions(ctid)) == 1
+        assert registry.store.last_seq() == 2
+    finally:
+        registry.close()
+
+
+def test_validate_command_reports_like_the_api(tmp_path: Path, settings, client) -> None:  # type: ignore[no-untyped-def]
+    doc = graph()
+    doc["@graph"][0]["ceterms:bogus"] = "x"
+    path = tmp_path / "doc.json"
+    path.write_bytes(orjson.dumps(doc))
+    result = CliRunner().invoke(main, ["validate", str(path)], env=_env(settings))
+    assert result.exit_code == 1
+    cli_report = json.loads(result.stdout)
+    api_report = client.post("/validate", content=path.read_bytes(),
+                             headers={"Content-Type": "application/ld+json"}).json()
+    assert cli_report.pop("file") == str(path)
+    assert cli_report == api_report
+
+
+def test_keys_create_prints_only_the_key(settings) -> None:  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    org = "ce-00000000-0000-4000-8000-0000000000aa"
+    out = runner.invoke(main, ["keys", "create", "--org", org], env=_env(settings))
+    assert out.exit_code == 0 and out.stdout.count("\n") == 1
+    key = out.stdout.strip()
+    assert key.startswith("crk_") and len(key) > 40
+    listing = runner.invoke(main, ["keys", "list"], env=_env(settings)).output
+    assert org in listing and key not in listing
+    admin = runner.invoke(main, ["keys", "create", "--admin"], env=_env(settings))
+    assert admin.exit_code == 0 and admin.stdout.strip().startswith("crk_")
+    assert runner.invoke(main, ["keys", "create"], env=_env(settings)).exit_code != 0
+
+
+def test_config_masks_secrets() -> None:
+    result = CliRunner().invoke(main, ["config"], env={
+        "CREDREG_STORE_URL": "postgresql://reg:hunter2@db/credreg"})
+    assert result.exit_code == 0
+    assert "hunter2" not in result.output and "reg:***@db/credreg" in result.output
+
+
+def test_config_refuses_unsafe_production_defaults() -> None:
+    result = CliRunner().invoke(main, ["config"], env={"CREDREG_ENV": "production"})
+    assert result.exit_code != 0 and "CREDREG_BASE_URI" in result.output
+
+
+def test_db_upgrade(settings) -> None:  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    first = runner.invoke(main, ["db", "upgrade"], env=_env(settings))
+    assert "schema version 2 (applied 1, 2)" in first.output
+    assert "up to date" in runner.invoke(main, ["db", "upgrade"], env=_env(settings)).output
