@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def _refuse(url: str) -> ContextError:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _vendored_bytes(canonical: str) -> bytes:
     return (_VOCAB_DIR / _VENDORED[canonical]).read_bytes()
 
@@ -124,20 +124,43 @@ class TermTable:
     prefixes: dict[str, str]
     by_iri: dict[str, str]
     fast: bool = True
+    nulled: tuple[str, ...] = ()
     _prefix_order: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
-    def context_value(self) -> str | list[str]:
-        """The ``@context`` value naming this table's contexts, as a document would carry it."""
+    def context_value(self) -> str | list[str | dict[str, None]]:
+        """The ``@context`` value that gives a document this table, as a document carries it."""
+        if self.nulled:
+            return [*self.context, dict.fromkeys(self.nulled)]
         return self.context[0] if len(self.context) == 1 else list(self.context)
+
+    def without(self, names: Sequence[str]) -> TermTable:
+        """This table with some terms set to null (as an inline ``{"term": null}`` would do).
+
+        Needed to write an IRI whose scheme is one of this context's prefixes, such as
+        ``credentialStat:Active`` meant literally: with the prefix nulled it stays absolute.
+        """
+        drop = set(names)
+        terms = dict(self.terms)
+        for name in drop:
+            terms[name] = Term(name=name, iri=None, supported=False)
+        prefixes = {k: v for k, v in self.prefixes.items() if k not in drop}
+        by_iri = {k: v for k, v in self.by_iri.items() if v not in drop}
+        order = tuple(kv for kv in self._prefix_order if kv[0] not in drop)
+        return TermTable(context=self.context, terms=terms, prefixes=prefixes, by_iri=by_iri,
+                         fast=self.fast, nulled=tuple(sorted(drop | set(self.nulled))),
+                         _prefix_order=order)
 
     def expand_iri(self, value: str, vocab: bool = False) -> str | None:
         """JSON-LD IRI expansion without a base: the absolute IRI or ``_:`` id, or None.
 
         ``vocab=True`` is the expansion used for keys, ``@type`` and datatypes (terms count);
         ``vocab=False`` the one used for ``@id`` values. None means JSON-LD would have to
-        resolve ``value`` against a base (it is relative) or the term maps to null.
+        resolve ``value`` against a base (it is relative), the term maps to null, or ``value``
+        is a keyword.
         """
+        if value.startswith("@"):
+            return None
         if vocab and value in self.terms:
             return self.terms[value].iri
         colon = value.find(":")
@@ -159,6 +182,8 @@ class TermTable:
         then ``iri`` itself; None when no form round-trips (e.g. an IRI whose scheme is a
         prefix of this context, such as ``ceterms:x`` written as a full IRI).
         """
+        if not _ABSOLUTE_RE.match(iri):  # JSON-LD would drop it as relative
+            return None
         if vocab:
             term = self.by_iri.get(iri)
             if term is not None:

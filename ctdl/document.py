@@ -78,6 +78,11 @@ def parse(raw: bytes | str | dict[str, Any], *, base_uri: str) -> Document:
     if isinstance(raw, dict):
         data: Any = raw
     else:
+        # Files saved by Windows tools start with a byte order mark; JSON forbids it, we forgive it.
+        if isinstance(raw, bytes) and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        elif isinstance(raw, str):
+            raw = raw.removeprefix("\ufeff")
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -5,12 +5,14 @@
 tell the publisher something useful. Every code is documented in docs/problems.md.
 
 The walk is a single pass over the graph (nested blank nodes included) driven by per-term tables
-precomputed in `ctdl.schema`; cross-node checks (blank-node resolution, ranges of references,
-inverse properties) run once at the end over what the pass collected.
+precomputed once (`ctdl.schema` and `_plan()`); cross-node checks (blank-node resolution, ranges
+of references, inverse properties) run at the end over what the pass collected. Pointers are
+built only where a problem or a nested node needs one.
 """
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +38,11 @@ _COMPETENCY = "ceasn:Competency"
 _COMPETENCY_PART_OF = "ceasn:isPartOf"
 
 _Group = tuple[str, ...]  # alternatives: any one of them satisfies the rule
-# What the main node should carry, first matching class wins (order: specific before general).
+_Rules = tuple[tuple[str, tuple[_Group, ...]], ...]
+# What the main node should carry; the first class in its lineage wins (specific before general).
 # After Credential Engine's minimum data policy (https://credreg.net/registry/policy#mindata).
-# The name and the subject webpage identify a resource for a reader: their absence is a warning.
-_RECOMMENDED: tuple[tuple[str, tuple[_Group, ...]], ...] = (
+# The name and the subject webpage identify a resource for a reader: missing them is a warning.
+_RECOMMENDED: _Rules = (
     ("ceterms:Credential", (("ceterms:name",), ("ceterms:subjectWebpage",))),
     ("ceterms:Organization", (("ceterms:name",), ("ceterms:subjectWebpage",))),
     ("ceterms:LearningOpportunityProfile", (("ceterms:name",), ("ceterms:subjectWebpage",))),
@@ -48,9 +51,9 @@ _RECOMMENDED: tuple[tuple[str, tuple[_Group, ...]], ...] = (
     (_COMPETENCY, (("ceasn:competencyText",),)),
     ("ceterms:Collection", (("ceterms:name",),)),
 )
-# The rest of the policy's minimum is only an info: records the registry receives from older
-# publishing tools often lack it, and the policy's own sample records do too.
-_POLICY: tuple[tuple[str, tuple[_Group, ...]], ...] = (
+# The rest of the policy's minimum is an info only: records from older publishing tools, and the
+# reference validator's own clean cases, often lack it, and the registry accepts them.
+_POLICY: _Rules = (
     ("ceterms:Credential", (("ceterms:description",),
                             ("ceterms:ownedBy", "ceterms:offeredBy"))),
     ("ceterms:Organization", (("ceterms:description",),)),
@@ -61,6 +64,15 @@ _POLICY: tuple[tuple[str, tuple[_Group, ...]], ...] = (
     (_FRAMEWORK, (("ceasn:description",),)),
 )
 
+# How the walk treats the values of a property (see _plan()).
+_IRI, _LANG, _LITERAL, _CTID, _OTHER = range(5)
+_PlanEntry = tuple[int, schema.Property, bool, str]  # kind, term, tracked, pointer segment
+_TypeInfo = tuple[frozenset[str], frozenset[str]]  # lineage, properties whose domain admits it
+_NO_INFO: tuple[None, None] = (None, None)
+# A reference to check at the end: IRI, pointer base, key and list index (the pointer is
+# base/key/index, built only for a problem; key "" means base is the whole pointer), node, property.
+_Ref = tuple[str, str, str, int, str | None, schema.Property]
+
 
 def validate(doc: Document, *, max_nodes: int = 10000, max_depth: int = 32) -> list[Problem]:
     """The problems found in a parsed document (not including `doc.problems`)."""
@@ -68,8 +80,12 @@ def validate(doc: Document, *, max_nodes: int = 10000, max_depth: int = 32) -> l
 
 
 def is_iri(value: str) -> bool:
-    """An absolute IRI or compact IRI ("scheme:rest", no whitespace), as JSON-LD reads @id values."""
-    if " " in value or "\n" in value or "\t" in value:
+    """An absolute or compact IRI ("scheme:rest") without whitespace or control characters.
+
+    This is how JSON-LD reads an @id-coerced string; whitespace is refused because the RDF
+    projection cannot store such an IRI (publishers percent-encode it as %20).
+    """
+    if " " in value or not value.isprintable():
         return False
     if value.startswith(_WEB):
         return True
@@ -80,32 +96,27 @@ def is_iri(value: str) -> bool:
 class _Run:
     """One validation: the walk's state and what it collected for the cross-node checks."""
 
-    __slots__ = ("nodes", "pointers", "main_index", "max_nodes", "max_depth", "props", "lineage",
-                 "allowed", "plan", "problems", "node_lineage", "refs", "edges", "edge_ptrs",
-                 "count", "stopped", "deep_reported")
+    __slots__ = ("nodes", "pointers", "main_index", "max_nodes", "max_depth", "plan", "types",
+                 "problems", "node_lineage", "refs", "edges", "edge_ptrs", "count", "stopped",
+                 "deep_reported")
 
     def __init__(self, doc: Document, max_nodes: int, max_depth: int) -> None:
-        vocab = schema.vocabulary()
         graph = doc.envelope.get("@graph")
         self.nodes: list[Any] = graph if isinstance(graph, list) else []
         self.pointers = doc.node_pointers
         self.main_index = doc.main_index
         self.max_nodes = max_nodes
         self.max_depth = max_depth
-        self.props = vocab.properties
-        self.lineage = vocab.lineage
-        self.allowed = vocab.allowed
         self.plan = _plan()
+        self.types = _type_table()
         self.problems: list[Problem] = []
         self.node_lineage: dict[str, frozenset[str] | None] = {}  # @id -> lineage, every node
-        self.refs: list[tuple[str, str, str | None, schema.Property]] = []  # to check at the end
+        self.refs: list[_Ref] = []  # checked at the end, when every node's @id is known
         self.edges: dict[tuple[str, str], list[str]] = {}  # (node @id, property) -> targets
         self.edge_ptrs: dict[tuple[str, str], str] = {}
         self.count = len(self.nodes)
         self.stopped = False
         self.deep_reported = False
-
-    # -- the walk ------------------------------------------------------------------------------
 
     def run(self) -> list[Problem]:
         if self.count > self.max_nodes:
@@ -117,19 +128,23 @@ class _Run:
             if isinstance(node, dict):
                 label = node.get("@id")
                 self._node(node, ptr, 1, label if isinstance(label, str) else None)
-        self._check_main()
-        self._check_refs()
-        self._check_inverses()
-        self._check_framework_membership()
-        self._check_recommended()
+        main = self._main()
+        self._check_main(main)
+        if self.refs:
+            self._check_refs()
+        if self.edges:
+            self._check_inverses()
+            self._check_framework_membership(main)
+        if main is not None:
+            self._check_recommended(main)
         return self.problems
+
+    # -- the walk ------------------------------------------------------------------------------
 
     def _index_top_level(self) -> None:
         """Record every top-level @id and its classes, so references can be checked in any order."""
         for node, ptr in zip(self.nodes, self.pointers):
-            if not isinstance(node, dict):
-                continue
-            nid = node.get("@id")
+            nid = node.get("@id") if isinstance(node, dict) else None
             if not isinstance(nid, str):
                 continue
             if nid in self.node_lineage:
@@ -138,39 +153,86 @@ class _Run:
                 continue
             self.node_lineage[nid] = self._lineage_of(node.get("@type"))
 
-    def _node(self, node: dict[str, Any], ptr: str, depth: int, label: str | None) -> None:
-        allowed = self._check_types(node, ptr, label)
+    def _node(self, node: dict[str, Any], ptr: str, depth: int,
+              label: str | None) -> frozenset[str] | None:
+        """Check a node and everything nested in it; return its lineage (None if unknown).
+
+        The branches below are fast paths for the shapes nearly every value has; any other shape,
+        and every problem, goes through _values/_value, which build pointers.
+        """
+        types = node.get("@type")
+        info = self.types.get(types) if type(types) is str else None
+        lineage, allowed = info if info is not None else self._check_types(types, ptr, label)
         plan = self.plan
         for key, value in node.items():
             entry = plan.get(key)
             if entry is None:
-                self._other_key(key, value, ptr, label)
+                if key != "@type":  # checked above
+                    self._other_key(key, value, ptr, label)
                 continue
-            kind, p, tracked = entry
-            if allowed is not None and p.domain and key not in allowed:
-                self._domain_mismatch(node, key, _join(ptr, key), label)
-            if kind == _CTID:
-                self._check_ctid(value, _join(ptr, key), label)
-                continue
-            many = type(value) is list
-            for i, x in enumerate(value if many else (value,)):
-                # Fast paths for the shapes nearly every value has; anything else (and every
-                # problem) goes through _value, which builds the pointer.
-                tx = type(x)
-                if kind == _IRI:
-                    if tx is str and p.range_classes is None and x[:2] != "_:" and is_iri(x):
-                        continue
-                elif kind == _LANG:
-                    if tx is str or (tx is dict and _plain_language_map(x)):
-                        continue
-                elif kind == _LITERAL:
-                    if tx is str or tx is float or tx is int or tx is bool:
-                        continue
-                vptr = _join(ptr, key)
-                self._value(p, x, f"{vptr}/{i}" if many else vptr, label, depth)
+            kind, p, tracked, seg = entry
+            if allowed is not None and key not in allowed:
+                self._domain_mismatch(node, key, ptr + seg, label)
             if tracked and label is not None:
                 self.edges[(label, key)] = _targets(value)
-                self.edge_ptrs[(label, key)] = _join(ptr, key)
+                self.edge_ptrs[(label, key)] = ptr + seg
+            tv = type(value)
+            if kind == _LANG:
+                if tv is str:
+                    continue
+                if tv is dict:
+                    for lang, text in value.items():
+                        if ":" in lang or lang[:1] == "@" or (
+                                type(text) is not str and not _all_strings(text)):
+                            break
+                    else:
+                        continue
+            elif kind == _LITERAL:
+                if tv is str or tv is float or tv is int or tv is bool:
+                    continue
+            elif kind == _IRI:
+                if tv is list:
+                    self._iris(p, key, value, ptr, seg, label, depth)
+                    continue
+                if tv is str:
+                    if not is_iri(value):
+                        self._value(p, value, ptr + seg, label, depth)
+                    elif p.range_classes is not None:  # checked once all ids are known
+                        self.refs.append((value, ptr, key, -1, label, p))
+                    continue
+                if tv is dict and "@type" in value and "@value" not in value:
+                    self._nested(p, value, ptr + seg, depth)
+                    continue
+            elif kind == _CTID:
+                self._check_ctid(value, ptr + seg, label)
+                continue
+            self._values(p, value, ptr + seg, label, depth)
+        return lineage
+
+    def _iris(self, p: schema.Property, key: str, values: list[Any], ptr: str, seg: str,
+              label: str | None, depth: int) -> None:
+        """The values of an IRI-valued property given as a list: references and embedded nodes."""
+        i = -1
+        for x in values:
+            i += 1
+            tx = type(x)
+            if tx is str:
+                if is_iri(x):
+                    if p.range_classes is not None:  # checked once all ids are known
+                        self.refs.append((x, ptr, key, i, label, p))
+                    continue
+            elif tx is dict and "@type" in x and "@value" not in x:
+                self._nested(p, x, f"{ptr}{seg}/{i}", depth)
+                continue
+            self._value(p, x, f"{ptr}{seg}/{i}", label, depth)
+
+    def _values(self, p: schema.Property, value: Any, ptr: str, label: str | None,
+                depth: int) -> None:
+        if type(value) is list:
+            for i, x in enumerate(value):
+                self._value(p, x, f"{ptr}/{i}", label, depth)
+        else:
+            self._value(p, value, ptr, label, depth)
 
     def _other_key(self, key: str, value: Any, ptr: str, label: str | None) -> None:
         """A key the plan does not list: a JSON-LD keyword, or a term the vocabulary lacks."""
@@ -190,7 +252,7 @@ class _Run:
             self._object(p, x, ptr, label, depth)
         elif x is None:
             return  # JSON-LD null: no value
-        elif tx is list:  # a list inside a list: only @list containers allow it; check items
+        elif tx is list:  # a list in a list: only @list containers allow it; check the items
             if depth < self.max_depth:
                 for i, item in enumerate(x):
                     self._value(p, item, f"{ptr}/{i}", label, depth + 1)
@@ -198,12 +260,10 @@ class _Run:
             self._expected_iri(p, repr(x), ptr, label)
 
     def _ref(self, p: schema.Property, iri: str, ptr: str, label: str | None) -> None:
-        if iri.startswith("_:"):
-            self.refs.append((iri, ptr, label, p))
+        if iri.startswith("_:") or (p.range_classes is not None and is_iri(iri)):
+            self.refs.append((iri, ptr, "", -1, label, p))
         elif p.expects_iri and not is_iri(iri):
             self._expected_iri(p, repr(iri), ptr, label)
-        elif p.range_classes is not None:
-            self.refs.append((iri, ptr, label, p))
 
     def _object(self, p: schema.Property, x: dict[str, Any], ptr: str, label: str | None,
                 depth: int) -> None:
@@ -236,29 +296,28 @@ class _Run:
 
     def _nested(self, p: schema.Property, x: dict[str, Any], ptr: str, depth: int) -> None:
         depth += 1
-        if self.stopped:
-            return
-        if depth > self.max_depth:
-            if not self.deep_reported:
-                self.deep_reported = True
-                self._error("too-deep", ptr,
-                            f"Nodes are nested more than {self.max_depth} levels deep.")
-            return
         self.count += 1
-        if self.count > self.max_nodes:
+        if depth > self.max_depth or self.count > self.max_nodes:
+            self._over_limit(ptr, depth)
+            return
+        nid = x.get("@id")
+        label = nid if type(nid) is str else None
+        lineage = self._node(x, ptr, depth, label)
+        if label is not None:
+            self.node_lineage.setdefault(label, lineage)
+        rc = p.range_classes
+        if rc is not None and lineage is not None and lineage.isdisjoint(rc):
+            self._range_mismatch(p, _type_name(x.get("@type")), "an embedded node", ptr, label)
+
+    def _over_limit(self, ptr: str, depth: int) -> None:
+        """Report (once each) nesting or node count beyond the limits; the node is not walked."""
+        if depth > self.max_depth and not self.deep_reported:
+            self.deep_reported = True
+            self._error("too-deep", ptr, f"Nodes are nested more than {self.max_depth} levels deep.")
+        elif self.count > self.max_nodes and not self.stopped:
             self.stopped = True
             self._error("too-many-nodes", ptr,
                         f"The graph holds more than {self.max_nodes} nodes, nested ones included.")
-            return
-        nid = x.get("@id")
-        label = nid if isinstance(nid, str) else None
-        lineage = self._lineage_of(x.get("@type"))
-        if label is not None:
-            self.node_lineage.setdefault(label, lineage)
-        self._node(x, ptr, depth, label)
-        if lineage is not None and p.range_classes is not None \
-                and lineage.isdisjoint(p.range_classes):
-            self._range_mismatch(p, _type_name(x.get("@type")), "an embedded node", ptr, label)
 
     def _language_map(self, p: schema.Property, x: dict[str, Any], ptr: str,
                       label: str | None) -> None:
@@ -273,8 +332,8 @@ class _Run:
         for lang, text in x.items():
             texts = text if isinstance(text, list) else [text]
             if not all(t is None or isinstance(t, str) for t in texts):
-                self._error("expected-literal", ptr + "/" + _escape(lang),
-                            f"{p.name} takes language-tagged text; the {lang!r} entry is not "
+                self._error("expected-literal", _join(ptr, lang),
+                            f"{p.name} takes language-tagged text; its {lang!r} entry is not "
                             "text.", label, p.name)
 
     # -- per-node checks -----------------------------------------------------------------------
@@ -282,42 +341,43 @@ class _Run:
     def _lineage_of(self, types: Any) -> frozenset[str] | None:
         """The classes of a node with their ancestors; None if a type is missing or unknown."""
         if type(types) is str:
-            return self.lineage.get(types)
+            return self.types.get(types, _NO_INFO)[0]
         if isinstance(types, list) and types:
             out: frozenset[str] = frozenset()
             for t in types:
-                lin = self.lineage.get(t) if isinstance(t, str) else None
-                if lin is None:
+                lineage = self.types.get(t, _NO_INFO)[0] if isinstance(t, str) else None
+                if lineage is None:
                     return None
-                out |= lin
+                out |= lineage
             return out
         return None
 
-    def _check_types(self, node: dict[str, Any], ptr: str,
-                     label: str | None) -> frozenset[str] | None:
-        """Report a missing or unknown @type; return the properties the node's classes admit."""
-        types = node.get("@type")
+    def _check_types(self, types: Any, ptr: str,
+                     label: str | None) -> _TypeInfo | tuple[None, None]:
+        """Report a missing or unknown @type; return the node's lineage and admitted properties."""
         if type(types) is str:
-            allowed = self.allowed.get(types)
-            if allowed is None:
+            info = self.types.get(types)
+            if info is None:
                 self._unknown_type(types, ptr + "/@type", label)
-            return allowed
+                return _NO_INFO
+            return info
         if types is None or types == []:
             self._error("missing-type", ptr, "This node has no @type; give it a CTDL class.",
                         label, "@type")
-            return None
+            return _NO_INFO
         items = types if isinstance(types, list) else [types]
-        union: set[str] = set()
+        lineage: frozenset[str] = frozenset()
+        allowed: frozenset[str] = frozenset()
         known = True
         for i, t in enumerate(items):
-            allowed = self.allowed.get(t) if isinstance(t, str) else None
-            if allowed is None:
+            info = self.types.get(t) if isinstance(t, str) else None
+            if info is None:
                 known = False
                 tptr = f"{ptr}/@type/{i}" if isinstance(types, list) else ptr + "/@type"
                 self._unknown_type(t, tptr, label)
             else:
-                union |= allowed
-        return frozenset(union) if known else None
+                lineage, allowed = lineage | info[0], allowed | info[1]
+        return (lineage, allowed) if known else _NO_INFO
 
     def _check_id(self, value: Any, ptr: str, label: str | None) -> None:
         if not isinstance(value, str) or not (value.startswith("_:") or is_iri(value)):
@@ -329,17 +389,20 @@ class _Run:
         if type(value) is list and len(value) == 1:
             value, ptr = value[0], ptr + "/0"
         if not isinstance(value, str):
-            self._error("invalid-ctid", ptr, "ceterms:ctid must be a single string such as "
-                        "'ce-' followed by a UUID.", label, CTID_PROP)
+            self._error("invalid-ctid", ptr, "ceterms:ctid must be one string: 'ce-' followed "
+                        "by a UUID.", label, CTID_PROP)
             return
-        canonical = ctids.normalize(value)
+        if ctids.is_ctid(value):  # the common case: one match, no copy
+            canonical: str | None = value
+        else:  # upper case the parser left alone is still a CTID; anything else is not
+            canonical = ctids.normalize(value)
         if canonical is None:
             if ctids.is_bare_uuid(value):
                 message = (f"The CTID {value!r} is a bare UUID; a CTID starts with 'ce-': "
                            f"use 'ce-{value.lower()}'.")
             else:
-                message = (f"{value!r} is not a CTID: expected 'ce-' followed by a lower-case "
-                           "UUID, e.g. 'ce-5e3de882-3b49-421b-b623-695c63587f4f'.")
+                message = (f"{_shorten(repr(value))} is not a CTID: expected 'ce-' followed by "
+                           "a lower-case UUID, e.g. 'ce-5e3de882-3b49-421b-b623-695c63587f4f'.")
             self._error("invalid-ctid", ptr, message, label, CTID_PROP)
         elif ctids.uuid_version(canonical) != 4:
             self._warning("ctid-not-uuid4", ptr,
@@ -348,38 +411,44 @@ class _Run:
 
     # -- cross-node checks ---------------------------------------------------------------------
 
-    def _check_main(self) -> None:
+    def _main(self) -> dict[str, Any] | None:
+        index = self.main_index
+        if index is None or not 0 <= index < len(self.nodes):
+            return None
+        main = self.nodes[index]
+        return main if isinstance(main, dict) else None
+
+    def _check_main(self, main: dict[str, Any] | None) -> None:
         if not self.nodes:
             return  # an empty graph has no main node to speak of
-        index = self.main_index
-        if index is None or not isinstance(self.nodes[index], dict):
+        if main is None:
             self._error("missing-ctid", "", "No node of this graph has a ceterms:ctid; the main "
                         "node needs one.", None, CTID_PROP)
-            return
-        main = self.nodes[index]
-        if CTID_PROP not in main:
+        elif CTID_PROP not in main:
             label = main.get("@id")
-            self._error("missing-ctid", self.pointers[index],
+            self._error("missing-ctid", self.pointers[self.main_index or 0],
                         "The main node has no ceterms:ctid; add 'ce-' followed by a UUID.",
                         label if isinstance(label, str) else None, CTID_PROP)
 
     def _check_refs(self) -> None:
-        for iri, ptr, label, p in self.refs:
-            if iri not in self.node_lineage:
+        node_lineage = self.node_lineage
+        for iri, base, key, index, label, p in self.refs:
+            if iri not in node_lineage:
                 if iri.startswith("_:"):
-                    self._error("unresolved-blank-node", ptr,
+                    self._error("unresolved-blank-node", _ref_pointer(base, key, index),
                                 f"{p.name} refers to the blank node {iri}, which is not in this "
                                 "graph.", label, p.name)
                 continue
-            lineage = self.node_lineage[iri]
+            lineage = node_lineage[iri]
             if lineage is not None and p.range_classes is not None \
                     and lineage.isdisjoint(p.range_classes):
-                self._range_mismatch(p, self._type_of(iri), iri, ptr, label)
+                self._range_mismatch(p, self._type_of(iri), iri, _ref_pointer(base, key, index),
+                                     label)
 
     def _check_inverses(self) -> None:
-        """A p B with B q C, C not A, where q is p's inverse: the two nodes disagree."""
+        """A p B while B q C (C not A), q being p's inverse: the two nodes disagree."""
         for (src, prop), targets in self.edges.items():
-            inverse = self.props[prop].inverse
+            inverse = self.plan[prop][1].inverse
             if inverse is None:
                 continue
             for tgt in targets:
@@ -389,11 +458,9 @@ class _Run:
                                   f"{src} lists {tgt} in {prop}, but its {inverse} names "
                                   f"{_names(back)} instead.", tgt, inverse)
 
-    def _check_framework_membership(self) -> None:
+    def _check_framework_membership(self, main: dict[str, Any] | None) -> None:
         """In a framework's graph, each competency's ceasn:isPartOf must name that framework."""
-        if self.main_index is None or not isinstance(self.nodes[self.main_index], dict):
-            return
-        framework = self.nodes[self.main_index].get("@id")
+        framework = main.get("@id") if main is not None else None
         lineage = self.node_lineage.get(framework) if isinstance(framework, str) else None
         if lineage is None or _FRAMEWORK not in lineage:
             return
@@ -407,28 +474,23 @@ class _Run:
                               f"{framework}, but its ceasn:isPartOf names {_names(targets)}.",
                               node_id, prop)
 
-    def _check_recommended(self) -> None:
-        index = self.main_index
-        if index is None or not isinstance(self.nodes[index], dict):
-            return
-        main = self.nodes[index]
-        lineage = self._lineage_of(main.get("@type"))
-        if lineage is None:
+    def _check_recommended(self, main: dict[str, Any]) -> None:
+        types = main.get("@type")
+        rules = _rules_for(types) if isinstance(types, str) else \
+            _rules_for_lineage(self._lineage_of(types))
+        if not rules:
             return
         label = main.get("@id") if isinstance(main.get("@id"), str) else None
-        ptr = self.pointers[index]
-        for table, severity, code in ((_RECOMMENDED, Severity.WARNING, "missing-recommended"),
-                                      (_POLICY, Severity.INFO, "missing-policy-property")):
-            for cls, groups in table:
-                if cls not in lineage:
-                    continue
-                for group in groups:
-                    if not any(_present(main.get(k)) for k in group):
-                        self.problems.append(Problem(
-                            code, severity, ptr,
-                            f"A {cls} should have {' or '.join(group)} (CTDL minimum data "
-                            "policy).", label, group[0]))
-                break
+        ptr = self.pointers[self.main_index or 0]
+        for code, severity, cls, group in rules:
+            for k in group:
+                if main.get(k):  # present and not empty ("", [], {} or null)
+                    break
+            else:
+                self.problems.append(Problem(
+                    code, severity, ptr,
+                    f"A {cls} should have {' or '.join(group)} (CTDL minimum data policy).",
+                    label, group[0]))
 
     # -- problem builders ----------------------------------------------------------------------
 
@@ -441,11 +503,12 @@ class _Run:
         self.problems.append(Problem(code, Severity.WARNING, ptr, message, node, prop))
 
     def _unknown_type(self, t: Any, ptr: str, label: str | None) -> None:
-        self._error("unknown-type", ptr, f"{t!r} is not a CTDL or CTDL-ASN class.", label, "@type")
+        self._error("unknown-type", ptr, f"{_shorten(repr(t))} is not a CTDL or CTDL-ASN class.",
+                    label, "@type")
 
     def _unknown_property(self, key: str, ptr: str, label: str | None) -> None:
-        self._error("unknown-property", ptr + "/" + _escape(key),
-                    f"{key!r} is not a CTDL or CTDL-ASN property.", label, key)
+        self._error("unknown-property", _join(ptr, key),
+                    f"{_shorten(repr(key))} is not a CTDL or CTDL-ASN property.", label, key)
 
     def _expected_iri(self, p: schema.Property, what: str, ptr: str, label: str | None) -> None:
         self._error("expected-iri", ptr,
@@ -470,14 +533,12 @@ class _Run:
         return "node of another class"
 
 
-_IRI, _LANG, _LITERAL, _CTID, _OTHER = range(5)
-_PlanEntry = tuple[int, schema.Property, bool]
-
+# -- tables built once -------------------------------------------------------------------------
 
 @cache
 def _plan() -> dict[str, _PlanEntry]:
-    """Per property: the fast-path kind of its values, its definition, and whether the inverse
-    checks need its targets (it has an inverse, or it is ceasn:isPartOf)."""
+    """Per property: how the walk treats its values, its definition, whether the inverse checks
+    need its targets (it has an inverse, or it is ceasn:isPartOf), and its pointer segment."""
     plan: dict[str, _PlanEntry] = {}
     for name, p in schema.vocabulary().properties.items():
         if name == CTID_PROP:
@@ -490,8 +551,40 @@ def _plan() -> dict[str, _PlanEntry]:
             kind = _LITERAL
         else:
             kind = _OTHER
-        plan[name] = (kind, p, p.inverse is not None or name == _COMPETENCY_PART_OF)
+        tracked = p.inverse is not None or name == _COMPETENCY_PART_OF
+        plan[name] = (kind, p, tracked, _join("", name))
     return plan
+
+
+@cache
+def _type_table() -> Mapping[str, _TypeInfo]:
+    """Per class: its lineage, and the properties it may carry without a domain mismatch (those
+    whose domainIncludes admits it, and those with no domain at all)."""
+    vocab = schema.vocabulary()
+    free = frozenset(name for name, p in vocab.properties.items() if not p.domain)
+    return {c: (vocab.lineage[c], vocab.allowed[c] | free) for c in vocab.classes}
+
+
+_Rule = tuple[str, Severity, str, _Group]
+
+
+@cache
+def _rules_for(cls: str) -> tuple[_Rule, ...]:
+    return _rules_for_lineage(schema.vocabulary().lineage.get(cls))
+
+
+def _rules_for_lineage(lineage: frozenset[str] | None) -> tuple[_Rule, ...]:
+    """The minimum-data rules that apply to a main node of these classes."""
+    if lineage is None:
+        return ()
+    out: list[_Rule] = []
+    for table, severity, code in ((_RECOMMENDED, Severity.WARNING, "missing-recommended"),
+                                  (_POLICY, Severity.INFO, "missing-policy-property")):
+        for cls, groups in table:
+            if cls in lineage:
+                out.extend((code, severity, cls, group) for group in groups)
+                break
+    return tuple(out)
 
 
 @cache
@@ -503,6 +596,8 @@ def _summary(prop: str, which: str) -> str:
     shown = ", ".join(roots[:3])
     return shown + ", …" if len(roots) > 3 else shown
 
+
+# -- helpers -----------------------------------------------------------------------------------
 
 def _targets(value: Any) -> list[str]:
     """The @ids a property value points at, looking through condition profiles."""
@@ -521,12 +616,8 @@ def _targets(value: Any) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _plain_language_map(x: dict[str, Any]) -> bool:
-    """A language map of single strings, with no keyword or term keys (the common case)."""
-    for k, t in x.items():
-        if type(t) is not str or ":" in k or k[:1] == "@":
-            return False
-    return True
+def _all_strings(value: Any) -> bool:
+    return type(value) is list and all(type(t) is str for t in value)
 
 
 def _looks_like_language_map(x: dict[str, Any]) -> bool:
@@ -548,23 +639,23 @@ def _type_name(types: Any) -> str:
 
 
 def _names(ids: list[str]) -> str:
-    return ", ".join(ids[:2]) + (", …" if len(ids) > 2 else "") if ids else "nothing"
-
-
-def _present(value: Any) -> bool:
-    return value not in (None, "", [], {})
+    if not ids:
+        return "nothing"
+    return ", ".join(ids[:2]) + (", …" if len(ids) > 2 else "")
 
 
 def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _ref_pointer(base: str, key: str, index: int) -> str:
+    if not key:
+        return base
+    return _join(base, key) if index < 0 else f"{_join(base, key)}/{index}"
+
+
 def _join(ptr: str, key: str) -> str:
-    return ptr + "/" + _escape(key)
-
-
-def _escape(key: str) -> str:
-    """A property name as an RFC 6901 pointer segment."""
+    """A pointer one step further, the key escaped as RFC 6901 requires."""
     if "~" in key or "/" in key:
-        return key.replace("~", "~0").replace("/", "~1")
-    return key
+        key = key.replace("~", "~0").replace("/", "~1")
+    return ptr + "/" + key

@@ -8,6 +8,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -109,7 +110,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     if url := os.environ.get("CREDREG_TEST_POSTGRES_URL"):
         yield url
         return
@@ -117,7 +118,8 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if bin_dir is None:
         pytest.skip("PostgreSQL is not installed (scripts/test.sh installs it from Debian's "
                     "packages when run as root)")
-    base = tmp_path_factory.mktemp("pg")
+    # Not under pytest's tmp dirs: they are private to root, and the server runs as postgres.
+    base = Path(tempfile.mkdtemp(prefix="credreg-pg-"))
     data, sock = base / "data", base / "sock"
     sock.mkdir()
     run_as: list[str] = []
@@ -137,6 +139,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                         "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -9,21 +9,21 @@ from registry.store.sql import SQLStore
 
 _V1 = [
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
-    "CREATE TABLE records (ctid TEXT PRIMARY KEY, version INTEGER NOT NULL, etag TEXT NOT NULL, "
+    "CREATE TABLE records (record_ctid TEXT PRIMARY KEY, version INTEGER NOT NULL, etag TEXT NOT NULL, "
     "body BYTEA NOT NULL, ntriples TEXT NOT NULL, type TEXT NOT NULL, owners TEXT NOT NULL, "
     "publisher TEXT, created TEXT NOT NULL, modified TEXT NOT NULL, deleted SMALLINT NOT NULL, "
     "seq BIGINT NOT NULL)",
-    "CREATE TABLE versions (ctid TEXT NOT NULL, version INTEGER NOT NULL, etag TEXT NOT NULL, "
+    "CREATE TABLE versions (record_ctid TEXT NOT NULL, version INTEGER NOT NULL, etag TEXT NOT NULL, "
     "body BYTEA NOT NULL, publisher TEXT, at TEXT NOT NULL, action TEXT NOT NULL, "
-    "PRIMARY KEY (ctid, version))",
-    "CREATE TABLE changes (seq BIGSERIAL PRIMARY KEY, ctid TEXT NOT NULL, "
+    "PRIMARY KEY (record_ctid, version))",
+    "CREATE TABLE changes (seq BIGSERIAL PRIMARY KEY, record_ctid TEXT NOT NULL, "
     "version INTEGER NOT NULL, action TEXT NOT NULL, etag TEXT NOT NULL, at TEXT NOT NULL)",
     "CREATE TABLE api_keys (id SERIAL PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, "
     "org TEXT, admin SMALLINT NOT NULL, label TEXT, created TEXT NOT NULL, revoked SMALLINT NOT NULL)",
     "CREATE TABLE grants (grantor TEXT NOT NULL, grantee TEXT NOT NULL, created TEXT NOT NULL, "
     "PRIMARY KEY (grantor, grantee))",
 ]
-_V2 = ["CREATE INDEX changes_ctid ON changes (ctid)", "CREATE INDEX grants_grantee ON grants (grantee)"]
+_V2 = ["CREATE INDEX changes_ctid ON changes (record_ctid)", "CREATE INDEX grants_grantee ON grants (grantee)"]
 _WRITER_LOCK = 0x637265  # any constant shared by every credreg process on the database
 
 
@@ -42,6 +42,6 @@ class PostgresStore(SQLStore):
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITER_LOCK,))
 
     def insert_change(self, conn: Any, values: tuple[Any, ...]) -> int:
-        row = conn.execute("INSERT INTO changes (ctid, version, action, etag, at) "
+        row = conn.execute("INSERT INTO changes (record_ctid, version, action, etag, at) "
                            "VALUES (%s, %s, %s, %s, %s) RETURNING seq", values).fetchone()
         return int(row[0])

@@ -10,7 +10,7 @@ from typing import Any
 
 from registry.store import ApiKey, Change, Record, Version
 
-RECORD_COLS = ("ctid, version, etag, body, ntriples, type, owners, publisher, created, modified, "
+RECORD_COLS = ("record_ctid, version, etag, body, ntriples, type, owners, publisher, created, modified, "
                "deleted, seq")
 
 
@@ -54,7 +54,7 @@ class SQLBatch:
         self._exec(f"RELEASE SAVEPOINT {name}")
 
     def current(self, ctid: str) -> Record | None:
-        row = self._exec(f"SELECT {RECORD_COLS} FROM records WHERE ctid = ?", (ctid,)).fetchone()
+        row = self._exec(f"SELECT {RECORD_COLS} FROM records WHERE record_ctid = ?", (ctid,)).fetchone()
         return _record(row) if row else None
 
     def write(self, record: Record, action: str) -> int:
@@ -62,13 +62,13 @@ class SQLBatch:
         seq = self.store.insert_change(self.conn, (record.ctid, record.version, action,
                                                    record.etag, record.modified))
         self._exec(
-            "INSERT INTO versions (ctid, version, etag, body, publisher, at, action) "
+            "INSERT INTO versions (record_ctid, version, etag, body, publisher, at, action) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (record.ctid, record.version, record.etag, b"" if record.deleted else record.body,
              record.publisher, record.modified, action))
         self._exec(
             f"INSERT INTO records ({RECORD_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (ctid) DO UPDATE SET version = excluded.version, etag = excluded.etag, "
+            "ON CONFLICT (record_ctid) DO UPDATE SET version = excluded.version, etag = excluded.etag, "
             "body = excluded.body, ntriples = excluded.ntriples, type = excluded.type, "
             "owners = excluded.owners, publisher = excluded.publisher, "
             "modified = excluded.modified, deleted = excluded.deleted, seq = excluded.seq",
@@ -79,9 +79,9 @@ class SQLBatch:
 
     def purge(self, ctid: str) -> int:
         """Remove every trace of the record's content; the change log keeps one `purge` row."""
-        self._exec("DELETE FROM records WHERE ctid = ?", (ctid,))
-        self._exec("DELETE FROM versions WHERE ctid = ?", (ctid,))
-        self._exec("DELETE FROM changes WHERE ctid = ?", (ctid,))
+        self._exec("DELETE FROM records WHERE record_ctid = ?", (ctid,))
+        self._exec("DELETE FROM versions WHERE record_ctid = ?", (ctid,))
+        self._exec("DELETE FROM changes WHERE record_ctid = ?", (ctid,))
         return self.store.insert_change(self.conn, (ctid, 0, "purge", "", now()))
 
 
@@ -150,7 +150,7 @@ class SQLStore:
 
     # --- records -------------------------------------------------------------------------------
     def get(self, ctid: str) -> Record | None:
-        row = self._one(f"SELECT {RECORD_COLS} FROM records WHERE ctid = ?", (ctid,))
+        row = self._one(f"SELECT {RECORD_COLS} FROM records WHERE record_ctid = ?", (ctid,))
         return _record(row) if row else None
 
     def etags(self, ctids: list[str]) -> dict[str, str]:
@@ -159,23 +159,23 @@ class SQLStore:
             chunk = ctids[i:i + 500]
             marks = ", ".join("?" * len(chunk))
             for ctid, etag in self._all(
-                    f"SELECT ctid, etag FROM records WHERE deleted = 0 AND ctid IN ({marks})",
+                    f"SELECT record_ctid, etag FROM records WHERE deleted = 0 AND record_ctid IN ({marks})",
                     tuple(chunk)):
                 out[ctid] = etag
         return out
 
     def versions(self, ctid: str) -> list[Version]:
-        rows = self._all("SELECT ctid, version, etag, body, publisher, at, action FROM versions "
-                         "WHERE ctid = ? ORDER BY version", (ctid,))
+        rows = self._all("SELECT record_ctid, version, etag, body, publisher, at, action FROM versions "
+                         "WHERE record_ctid = ? ORDER BY version", (ctid,))
         return [Version(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6]) for r in rows]
 
     def version(self, ctid: str, number: int) -> Version | None:
-        r = self._one("SELECT ctid, version, etag, body, publisher, at, action FROM versions "
-                      "WHERE ctid = ? AND version = ?", (ctid, number))
+        r = self._one("SELECT record_ctid, version, etag, body, publisher, at, action FROM versions "
+                      "WHERE record_ctid = ? AND version = ?", (ctid, number))
         return Version(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6]) if r else None
 
     def changes(self, after: int, limit: int) -> list[Change]:
-        rows = self._all("SELECT seq, ctid, version, action, etag, at FROM changes WHERE seq > ? "
+        rows = self._all("SELECT seq, record_ctid, version, action, etag, at FROM changes WHERE seq > ? "
                          "ORDER BY seq LIMIT ?", (after, limit))
         return [Change(*r) for r in rows]
 
@@ -189,8 +189,8 @@ class SQLStore:
     def iter_current(self, batch_size: int = 1000) -> Iterator[Record]:
         last = ""
         while True:
-            rows = self._all(f"SELECT {RECORD_COLS} FROM records WHERE ctid > ? AND deleted = 0 "
-                             "ORDER BY ctid LIMIT ?", (last, batch_size))
+            rows = self._all(f"SELECT {RECORD_COLS} FROM records WHERE record_ctid > ? AND deleted = 0 "
+                             "ORDER BY record_ctid LIMIT ?", (last, batch_size))
             if not rows:
                 return
             for row in rows:

@@ -9,21 +9,21 @@ from registry.store.sql import SQLStore
 
 _V1 = [
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
-    "CREATE TABLE records (ctid TEXT PRIMARY KEY, version INTEGER NOT NULL, etag TEXT NOT NULL, "
+    "CREATE TABLE records (record_ctid TEXT PRIMARY KEY, version INTEGER NOT NULL, etag TEXT NOT NULL, "
     "body BLOB NOT NULL, ntriples TEXT NOT NULL, type TEXT NOT NULL, owners TEXT NOT NULL, "
     "publisher TEXT, created TEXT NOT NULL, modified TEXT NOT NULL, deleted INTEGER NOT NULL, "
     "seq INTEGER NOT NULL)",
-    "CREATE TABLE versions (ctid TEXT NOT NULL, version INTEGER NOT NULL, etag TEXT NOT NULL, "
+    "CREATE TABLE versions (record_ctid TEXT NOT NULL, version INTEGER NOT NULL, etag TEXT NOT NULL, "
     "body BLOB NOT NULL, publisher TEXT, at TEXT NOT NULL, action TEXT NOT NULL, "
-    "PRIMARY KEY (ctid, version))",
-    "CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, ctid TEXT NOT NULL, "
+    "PRIMARY KEY (record_ctid, version))",
+    "CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, record_ctid TEXT NOT NULL, "
     "version INTEGER NOT NULL, action TEXT NOT NULL, etag TEXT NOT NULL, at TEXT NOT NULL)",
     "CREATE TABLE api_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, key_hash TEXT NOT NULL UNIQUE, "
     "org TEXT, admin INTEGER NOT NULL, label TEXT, created TEXT NOT NULL, revoked INTEGER NOT NULL)",
     "CREATE TABLE grants (grantor TEXT NOT NULL, grantee TEXT NOT NULL, created TEXT NOT NULL, "
     "PRIMARY KEY (grantor, grantee))",
 ]
-_V2 = ["CREATE INDEX changes_ctid ON changes (ctid)", "CREATE INDEX grants_grantee ON grants (grantee)"]
+_V2 = ["CREATE INDEX changes_ctid ON changes (record_ctid)", "CREATE INDEX grants_grantee ON grants (grantee)"]
 
 
 class SQLiteStore(SQLStore):
@@ -46,6 +46,6 @@ class SQLiteStore(SQLStore):
         return [(1, _V1), (2, _V2)]
 
     def insert_change(self, conn: Any, values: tuple[Any, ...]) -> int:
-        cur = conn.execute("INSERT INTO changes (ctid, version, action, etag, at) "
+        cur = conn.execute("INSERT INTO changes (record_ctid, version, action, etag, at) "
                            "VALUES (?, ?, ?, ?, ?)", values)
         return int(cur.lastrowid)
