@@ -180,6 +180,11 @@ def _normalize_context(context: Any, problems: list[Problem]) -> Any:
 
 
 def _compact_term(name: str) -> str:
+    """The compact term a key stands for: full namespace IRIs and stray whitespace (seen in
+    Credential Engine's own published samples, e.g. "ceterms:financialAssistanceType ") removed."""
+    name = name.strip()
+    if "://" not in name:
+        return name
     for ns, prefix in _NAMESPACES.items():
         if name.startswith(ns):
             return prefix + name[len(ns):]
@@ -188,7 +193,7 @@ def _compact_term(name: str) -> str:
 
 def _normalize_node(node: dict[str, Any], ptr: str, problems: list[Problem]) -> None:
     """Normalize one node in place, recursing into embedded nodes."""
-    renamed = [k for k in node if "://" in k and _compact_term(k) != k]
+    renamed = [k for k in node if _compact_term(k) != k]
     for key in renamed:
         new = _compact_term(key)
         if new in node:
