@@ -118,7 +118,7 @@ def parse(raw: bytes | str | dict[str, Any], *, base_uri: str) -> Document:
         node_pointers = [""]
         graph_id = None
 
-    for node, ptr in zip(nodes, node_pointers):
+    for node, ptr in zip(nodes, node_pointers, strict=True):
         _normalize_node(node, ptr, problems)
 
     main_index = _main_index(nodes, graph_id)

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "error"  # the document is rejected
     WARNING = "warning"  # accepted and reported
     INFO = "info"  # accepted; something the registry did for the publisher (e.g. normalized)

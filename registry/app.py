@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from email.utils import format_datetime
 from datetime import datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import gc
-from concurrent.futures import Future
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
