@@ -5,6 +5,7 @@ import asyncio
 import logging
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -47,6 +48,7 @@ def problem_response(error: RegistryError, instance: str | None = None) -> Respo
     return _json(error.body(instance), error.status, media_type=PROBLEM)
 
 
+@lru_cache(maxsize=8192)
 def _http_date(iso: str) -> str:
     return format_datetime(datetime.fromisoformat(iso.replace("Z", "+00:00")), usegmt=True)
 
@@ -62,16 +64,20 @@ def _choice(request: Request) -> negotiation.Choice:
     return negotiation.negotiate(request.headers.get("accept"))
 
 
+# Relative references resolve against the record's own URL, so one string serves every record.
+_ALTERNATES = ", ".join(f'<?format={k}>; rel="alternate"; type="{FORMATS[k]}"'
+                        for k in ("jsonld", "turtle", "ntriples", "nquads", "html"))
+
+
+_CONTEXT_LINK = '<https://credreg.net/ctdl/schema/context/json>; rel="http://www.w3.org/ns/json-ld#context"'
+
+
 def _record_headers(request: Request, record: Record, media_type: str) -> dict[str, str]:
-    base = str(request.url.replace(query="", fragment=""))
-    links = [f'<{base}?{urlencode({"format": k})}>; rel="alternate"; type="{v}"'
-             for k, v in FORMATS.items() if v in ALTERNATES and k in
-             ("jsonld", "turtle", "ntriples", "nquads", "html")]
-    if media_type.startswith("application/ld+json") or media_type == "application/json":
-        links.append('<https://credreg.net/ctdl/schema/context/json>; '
-                     'rel="http://www.w3.org/ns/json-ld#context"')
+    links = _ALTERNATES
+    if media_type in ("application/ld+json", "application/json"):
+        links += ", " + _CONTEXT_LINK
     return {"ETag": f'"{record.etag}"', "Last-Modified": _http_date(record.modified),
-            "Vary": "Accept", "Link": ", ".join(links)}
+            "Vary": "Accept", "Link": links}
 
 
 def _content_type(choice: negotiation.Choice) -> str:
@@ -125,8 +131,11 @@ class Handlers:
             view = resource_view(orjson.loads(record.body))
             content = pages.record_page(record, view, request.url.path)
         elif as_resource:
-            view = resource_view(orjson.loads(record.body))
-            content = render(view, None, graph_iri, choice)
+            if choice.profile is None and choice.media_type in ("application/ld+json", "application/json") \
+                    and record.resource:
+                content = record.resource
+            else:
+                content = render(resource_view(orjson.loads(record.body)), None, graph_iri, choice)
         elif choice.profile is not None:
             content = render(orjson.loads(record.body), record.ntriples, graph_iri, choice)
         else:

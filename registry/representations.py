@@ -33,6 +33,8 @@ def resource_view(envelope: dict[str, Any]) -> dict[str, Any]:
         if "ceterms:ctid" in node:
             main = node
             break
+    if not blanks:  # the common case: blank nodes, if any, are already nested in the main node
+        return {"@context": envelope["@context"], **main}
     return {"@context": envelope["@context"], **_embed(main, blanks, set())}
 
 

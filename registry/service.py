@@ -30,6 +30,7 @@ from registry.errors import (
     ValidationFailed,
 )
 from registry.projections import Projection, Projector
+from registry.representations import resource_view
 from registry.store import Batch, Change, Record, Store, Version, open_store
 from registry.store.sql import now
 
@@ -50,6 +51,7 @@ class Prepared:
     type: str
     owned_by: tuple[str, ...]
     problems: list[Problem]
+    resource: bytes
 
     @property
     def ctid(self) -> str:
@@ -148,8 +150,8 @@ class Registry:
         owned_by = tuple(sorted({c for c in map(_ctid_of, _as_list(main.get("ceterms:ownedBy")))
                                  if c}))
         ntriples = rdf.to_nquads(document.envelope)
-        return Prepared(document, orjson.dumps(document.envelope), ntriples,
-                        content_hash(ntriples), first_type, owned_by, problems)
+        return Prepared(document, orjson.dumps(document.envelope), ntriples, content_hash(ntriples),
+                        first_type, owned_by, problems, orjson.dumps(resource_view(document.envelope)))
 
     # --- writing -------------------------------------------------------------------------------
     def publish(self, prepared: Prepared, principal: auth.Principal | None, *,
@@ -201,7 +203,8 @@ class Registry:
             ctid=ctid, version=(existing.version + 1) if existing else 1, etag=prepared.etag,
             body=prepared.body, ntriples=prepared.ntriples, type=prepared.type, owners=owners,
             publisher=principal.org if principal else None,
-            created=existing.created if live and existing else stamp, modified=stamp)
+            created=existing.created if live and existing else stamp, modified=stamp,
+            resource=prepared.resource)
         seq = batch.write(record, "update" if live else "create")
         return Outcome(_with_seq(record, seq), "updated" if live else "created", prepared.problems)
 

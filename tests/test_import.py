@@ -126,5 +126,5 @@ def test_config_refuses_unsafe_production_defaults() -> None:
 def test_db_upgrade(settings) -> None:  # type: ignore[no-untyped-def]
     runner = CliRunner()
     first = runner.invoke(main, ["db", "upgrade"], env=_env(settings))
-    assert "schema version 2 (applied 1, 2)" in first.output
+    assert "schema version 3 (applied 1, 2, 3)" in first.output
     assert "up to date" in runner.invoke(main, ["db", "upgrade"], env=_env(settings)).output

@@ -29,8 +29,8 @@ def ready(store: Store) -> Store:
 
 def test_upgrade_is_in_place_and_idempotent(store: Store) -> None:
     assert store.schema_version() == 0
-    assert store.upgrade() == [1, 2]
-    assert store.schema_version() == 2
+    assert store.upgrade() == [1, 2, 3]
+    assert store.schema_version() == 3
     assert store.upgrade() == []
 
 

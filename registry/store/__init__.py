@@ -28,6 +28,7 @@ class Record:
     modified: str
     deleted: bool = False
     seq: int = 0  # change-log sequence of this version
+    resource: bytes = b""  # the /resources view as JSON-LD, rendered once at write time
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,8 @@ _V1 = [
     "PRIMARY KEY (grantor, grantee))",
 ]
 _V2 = ["CREATE INDEX changes_ctid ON changes (record_ctid)", "CREATE INDEX grants_grantee ON grants (grantee)"]
+# Records written before version 3 have an empty view; readers render it on the fly.
+_V3 = ["ALTER TABLE records ADD COLUMN resource BYTEA NOT NULL DEFAULT ''::bytea"]
 _WRITER_LOCK = 0x637265  # any constant shared by every credreg process on the database
 
 
@@ -34,7 +36,7 @@ class PostgresStore(SQLStore):
         return psycopg.connect(self.url, autocommit=True)
 
     def migrations(self) -> list[tuple[int, list[str]]]:
-        return [(1, _V1), (2, _V2)]
+        return [(1, _V1), (2, _V2), (3, _V3)]
 
     def lock_writers(self, conn: Any) -> None:
         # A sequence number is taken before commit; without this lock a later seq could become

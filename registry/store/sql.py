@@ -11,7 +11,7 @@ from typing import Any
 from registry.store import ApiKey, Change, Record, Version
 
 RECORD_COLS = ("record_ctid, version, etag, body, ntriples, type, owners, publisher, created, modified, "
-               "deleted, seq")
+               "deleted, seq, resource")
 
 
 def now() -> str:
@@ -21,7 +21,8 @@ def now() -> str:
 def _record(row: Any) -> Record:
     return Record(ctid=row[0], version=row[1], etag=row[2], body=bytes(row[3]), ntriples=row[4],
                   type=row[5], owners=tuple(row[6].split()) if row[6] else (), publisher=row[7],
-                  created=row[8], modified=row[9], deleted=bool(row[10]), seq=row[11])
+                  created=row[8], modified=row[9], deleted=bool(row[10]), seq=row[11],
+                  resource=bytes(row[12]))
 
 
 def _key(row: Any) -> ApiKey:
@@ -67,14 +68,15 @@ class SQLBatch:
             (record.ctid, record.version, record.etag, b"" if record.deleted else record.body,
              record.publisher, record.modified, action))
         self._exec(
-            f"INSERT INTO records ({RECORD_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO records ({RECORD_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (record_ctid) DO UPDATE SET version = excluded.version, etag = excluded.etag, "
             "body = excluded.body, ntriples = excluded.ntriples, type = excluded.type, "
             "owners = excluded.owners, publisher = excluded.publisher, "
-            "modified = excluded.modified, deleted = excluded.deleted, seq = excluded.seq",
+            "modified = excluded.modified, deleted = excluded.deleted, seq = excluded.seq, "
+            "resource = excluded.resource",
             (record.ctid, record.version, record.etag, record.body, record.ntriples, record.type,
              " ".join(record.owners), record.publisher, record.created, record.modified,
-             int(record.deleted), seq))
+             int(record.deleted), seq, record.resource))
         return seq
 
     def purge(self, ctid: str) -> int:

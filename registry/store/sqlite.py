@@ -25,6 +25,9 @@ _V1 = [
 ]
 _V2 = ["CREATE INDEX changes_ctid ON changes (record_ctid)", "CREATE INDEX grants_grantee ON grants (grantee)"]
 
+# Records written before version 3 have an empty view; readers render it on the fly.
+_V3 = ["ALTER TABLE records ADD COLUMN resource BLOB NOT NULL DEFAULT x''"]
+
 
 class SQLiteStore(SQLStore):
     def __init__(self, url: str, *, durable: bool = True) -> None:
@@ -43,7 +46,7 @@ class SQLiteStore(SQLStore):
         return conn
 
     def migrations(self) -> list[tuple[int, list[str]]]:
-        return [(1, _V1), (2, _V2)]
+        return [(1, _V1), (2, _V2), (3, _V3)]
 
     def insert_change(self, conn: Any, values: tuple[Any, ...]) -> int:
         cur = conn.execute("INSERT INTO changes (record_ctid, version, action, etag, at) "
