@@ -25,6 +25,7 @@ from registry.errors import (
     RegistryError,
 )
 from registry.openapi import openapi
+from registry.wiring import extra_routes
 from registry.representations import render, resource_view
 from registry.service import Outcome, Registry
 from registry.store import Record, Version
@@ -297,6 +298,7 @@ def create_app(registry: Registry) -> Starlette:
         Route("/graph/{ctid}/versions/{n:int}", h.version, methods=["GET"]),
         Route("/resources/{ctid}", h.get_resource, methods=["GET"]),
         Route("/changes", h.changes, methods=["GET"]),
+        *extra_routes(registry),
     ]
     app = Starlette(routes=routes, exception_handlers={
         RegistryError: _registry_error, HTTPException: _http_error, Exception: _unexpected})

@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     durable: bool = True  # fsync every commit (SQLite synchronous=FULL)
     group_commit_ms: float = Field(default=2.0, ge=0, le=100)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # search: embedded Tantivy under data_dir/search by default; http(s)://… for Elasticsearch/OpenSearch
+    search_url: str = ""
+    search_index: str = "credreg"  # Elasticsearch alias (indices are versioned behind it)
+    search_max_page: int = Field(default=100, ge=1, le=1000)
+    # RDF: embedded Oxigraph under data_dir/oxigraph by default; http(s)://… for a remote SPARQL 1.1 server
+    rdf_url: str = ""
+    sparql_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    sparql_max_results: int = Field(default=100_000, ge=1)
 
     @field_validator("base_uri")
     @classmethod
@@ -51,7 +59,8 @@ class Settings(BaseSettings):
     def masked(self) -> dict[str, Any]:
         """The effective settings with passwords in URLs masked."""
         out = self.model_dump(mode="json")
-        out["store_url"] = mask_url(self.store_url)
+        for name in ("store_url", "search_url", "rdf_url"):
+            out[name] = mask_url(out[name])
         return out
 
 

@@ -81,12 +81,20 @@ class Registry:
         self.store = store or open_store(settings.store_url, durable=settings.durable)
         if settings.auto_migrate:
             self.store.upgrade()
-        self.projector = Projector(self.store, projections or [])
+        if projections is None:
+            from registry.wiring import build_projections
+
+            projections = build_projections(settings)
+        self.projector = Projector(self.store, projections)
         self.projector.catch_up()  # repair whatever a crash left behind
         self.committer = Committer(self.store, self.projector.catch_up, settings.group_commit_ms)
 
     def close(self) -> None:
         self.committer.close()
+        for projection in self.projector.projections:
+            close = getattr(projection, "close", None)
+            if close is not None:
+                close()
         self.store.close()
 
     # --- reading input -------------------------------------------------------------------------
