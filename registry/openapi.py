@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry.wiring import extra_openapi_paths
+
 RDF_TYPES = ("application/ld+json", "text/turtle", "application/n-triples",
              "application/n-quads", "text/html")
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -87,6 +89,7 @@ def openapi(base_uri: str) -> dict[str, Any]:
                 "parameters": [{"name": "after", "in": "query", "schema": {"type": "integer"}},
                                {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
                 "responses": {"200": _json_ok("A page of changes"), **_errors(400)}}},
+            **extra_openapi_paths(),
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},

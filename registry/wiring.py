@@ -4,7 +4,7 @@ Each feature owns one section; the service and the app call these two functions 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute
 
@@ -20,6 +20,14 @@ def build_projections(settings: Settings) -> list[Projection]:
     # --- search (search/) ---
     # --- RDF store and SPARQL (registry/rdfstore/) ---
     return projections
+
+
+def extra_openapi_paths() -> dict[str, Any]:
+    """OpenAPI path items of the feature routes (merged into /openapi.json)."""
+    paths: dict[str, Any] = {}
+    # --- search (search/) ---
+    # --- RDF store, SPARQL, dumps, VoID ---
+    return paths
 
 
 def extra_routes(registry: Registry) -> list[BaseRoute]:
