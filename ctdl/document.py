@@ -191,8 +191,13 @@ def _compact_term(name: str) -> str:
     return name
 
 
-def _normalize_node(node: dict[str, Any], ptr: str, problems: list[Problem]) -> None:
+_MAX_NESTING = 100  # beyond the validator's depth limit, which reports it; bounds the recursion
+
+
+def _normalize_node(node: dict[str, Any], ptr: str, problems: list[Problem], depth: int = 0) -> None:
     """Normalize one node in place, recursing into embedded nodes."""
+    if depth > _MAX_NESTING:
+        return
     renamed = [k for k in node if _compact_term(k) != k]
     for key in renamed:
         new = _compact_term(key)
@@ -216,6 +221,8 @@ def _normalize_node(node: dict[str, Any], ptr: str, problems: list[Problem]) -> 
             problems.append(_info("type-normalized", ptr + "/@type",
                                   f"Types {types!r} were read as {fixed!r}."))
     value = node.get(CTID_PROP)
+    if isinstance(value, dict) and isinstance(value.get("@value"), str) and len(value) == 1:
+        value = node[CTID_PROP] = value["@value"]  # {"@value": "ce-…"} is the same literal
     if isinstance(value, str):
         canonical = ctids.normalize(value.strip())
         if canonical is not None and canonical != value:
@@ -231,7 +238,7 @@ def _normalize_node(node: dict[str, Any], ptr: str, problems: list[Problem]) -> 
             if isinstance(item, dict) and "@value" not in item and _is_node(item):
                 sub = pointer(*_split(ptr), key, i) if isinstance(val, list) else \
                     pointer(*_split(ptr), key)
-                _normalize_node(item, sub, problems)
+                _normalize_node(item, sub, problems, depth + 1)
 
 
 def _is_node(obj: dict[str, Any]) -> bool:

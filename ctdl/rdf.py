@@ -4,14 +4,17 @@
 ``{"@context", "@id", "@graph": [...]}`` or a single node document) into N-Triples, or N-Quads
 in one named graph. The fast path walks the document once with a precomputed term table; any
 construct it does not implement (an inline ``@context`` anywhere, ``@reverse``, ``@included``,
-``@nest``, scoped contexts, keys that do not expand, relative IRIs, ...) sends the whole
+``@nest``, scoped contexts, keys that are not terms or IRIs, relative IRIs, ...) sends the whole
 document to PyLD with the local document loader, so the result always equals PyLD's. Fallbacks
 are counted in :data:`FALLBACKS` (by reason) for benchmarks.
 
 Named graphs: JSON-LD puts the nodes of an envelope that has an ``@id`` into the named graph
 with that IRI. The registry wants the triples of the nodes and decides itself where they go,
 so :func:`to_nquads` returns the union of the document's triples, whatever graph JSON-LD would
-have placed them in, in the default graph, or all in the graph ``graph`` when it is given.
+have placed them in: in the default graph, or all in the graph ``graph`` when it is given.
+
+Relative IRIs: PyLD resolves them against its placeholder base ``http://example.org/base/``;
+such documents take the PyLD path and get exactly that. Normalize them before publishing.
 
 :func:`from_rdf` goes the other way, to a compact envelope whose ``to_nquads`` is isomorphic
 to the input.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import count
@@ -40,6 +43,7 @@ XSD_STRING = XSD_NS + "string"
 XSD_BOOLEAN = XSD_NS + "boolean"
 XSD_INTEGER = XSD_NS + "integer"
 XSD_DOUBLE = XSD_NS + "double"
+_XSD_NUMBERS = frozenset(XSD_NS + n for n in ("integer", "decimal", "float", "double"))
 
 FALLBACKS: Counter[str] = Counter()
 """How many documents went to PyLD, by reason (for benchmarks; never reset by this module)."""
@@ -49,19 +53,24 @@ _T_FIRST = "<" + RDF_NS + "first>"
 _T_REST = "<" + RDF_NS + "rest>"
 _T_NIL = "<" + RDF_NS + "nil>"
 
-# Value kinds of a property, from its term definition.
+# Value kinds of a property (from its term definition), and of the keywords the node loop sees.
 _PLAIN, _ID, _VOCAB, _TYPED, _LANG = 0, 1, 2, 3, 4
 _LIST = 8  # flag: the term has an @list container
+_KW_ID, _KW_TYPE = -1, -2
 
 # An absolute IRI that PyLD keeps and that N-Triples can carry without escaping.
 _IRI_OK = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20<>"{}|^`\\\s]*\Z').match
 _LANG_OK = re.compile(r"[A-Za-z]+(?:-[A-Za-z0-9]+)*\Z").match
-_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\x7f]').search
+_INT_LEXICAL = re.compile(r"-?(?:0|[1-9][0-9]*)\Z").match
 # N-Triples canonical escapes (RDF 1.2): ECHAR where one exists, else \u00XX.
 _ESCAPES = {i: f"\\u{i:04X}" for i in [*range(0x20), 0x7F]}
 _ESCAPES.update({0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r",
                  0x22: '\\"', 0x5C: "\\\\"})
-_CACHE_LIMIT = 200_000  # entries per expansion cache before it is cleared
+_CACHE_LIMIT = 100_000  # entries per expansion cache before it is cleared
+_LANG_TAGS: dict[str, str] = {}  # language map key -> "@tag" (validated, lower-cased)
+_ABSENT: Any = object()
+
+_Prop = tuple[str, int, str | None, str]  # " <predicate> ", kind, datatype, "^^<datatype>"
 
 
 class RdfError(ValueError):
@@ -74,7 +83,10 @@ class _Fallback(Exception):
 
 def escape_literal(value: str) -> str:
     """The body of an N-Triples string literal (canonical escapes, without the quotes)."""
-    return value if _NEEDS_ESCAPE(value) is None else value.translate(_ESCAPES)
+    # isprintable() is much cheaper than a regex search and false for every control character.
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        return value
+    return value.translate(_ESCAPES)
 
 
 def canonical_double(value: float) -> str:
@@ -108,15 +120,18 @@ def _native_literal(value: Any, datatype: str | None) -> str:
     raise _Fallback(f"value of type {type(value).__name__}")
 
 
-@dataclass(slots=True, eq=False)
-class _Compiled:
-    """A term table prepared for the fast path, with per-process expansion caches."""
+def _lang_tag(lang: str) -> str:
+    tag = _LANG_TAGS.get(lang)
+    if tag is None:
+        if not isinstance(lang, str) or not _LANG_OK(lang):  # also refuses "@none"
+            raise _Fallback("unusual language tag")
+        if len(_LANG_TAGS) >= 10_000:
+            _LANG_TAGS.clear()
+        tag = _LANG_TAGS[lang] = "@" + lang.lower()
+    return tag
 
-    table: TermTable
-    props: dict[str, tuple[str, int, str | None]]  # key -> (predicate term, kind, datatype)
-    ids: dict[str, str]  # @id-style value -> "<iri>"
-    vocab: dict[str, str]  # vocab-style value (@type, datatype) -> "<iri>" or the bare IRI
 
+# --- the term table, prepared for the fast path ----------------------------------------------
 
 def _kind(term_type: str | None, container: tuple[str, ...]) -> tuple[int, str | None] | None:
     """The value kind and datatype of a term, or None if the fast path must not use it."""
@@ -134,13 +149,25 @@ def _kind(term_type: str | None, container: tuple[str, ...]) -> tuple[int, str |
     return _TYPED | flag, term_type
 
 
+@dataclass(slots=True, eq=False)
+class _Compiled:
+    """A term table prepared for the fast path, with per-process expansion caches."""
+
+    table: TermTable
+    props: dict[str, _Prop]  # key -> how its values become triples
+    ids: dict[str, str]  # @id-style value -> "<iri>"
+    vocab: dict[str, str]  # @type or datatype value -> bare IRI
+
+
 @lru_cache(maxsize=16)
 def _compile(table: TermTable) -> _Compiled:
-    props: dict[str, tuple[str, int, str | None]] = {}
+    props: dict[str, _Prop] = {"@id": ("", _KW_ID, None, ""), "@type": ("", _KW_TYPE, None, "")}
     for name, term in table.terms.items():
         kind = _kind(term.type, term.container) if term.supported else None
         if kind is not None and term.iri is not None and _IRI_OK(term.iri):
-            props[name] = ("<" + term.iri + ">", kind[0], kind[1])
+            dt = kind[1]
+            suffix = "" if dt is None or dt == XSD_STRING else "^^<" + dt + ">"
+            props[name] = (" <" + term.iri + "> ", kind[0], dt, suffix)
     return _Compiled(table, props, {}, {})
 
 
@@ -156,18 +183,19 @@ def _compiled_for(context: Any) -> _Compiled:
     return _compile(table)
 
 
+def _remember(cache: dict[str, str], key: str, value: str) -> str:
+    if len(cache) >= _CACHE_LIMIT:  # bounded: resource IRIs are mostly seen once
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def _expand_id(comp: _Compiled, value: str) -> str:
     """An @id-style value (not a blank node) as an N-Triples IRI term."""
-    term = comp.ids.get(value)
-    if term is None:
-        iri = comp.table.expand_iri(value, vocab=False)
-        if iri is None or not _IRI_OK(iri):
-            raise _Fallback("relative or invalid IRI")
-        term = "<" + iri + ">"
-        if len(comp.ids) >= _CACHE_LIMIT:
-            comp.ids.clear()
-        comp.ids[value] = term
-    return term
+    iri = comp.table.expand_iri(value, vocab=False)
+    if iri is None or not _IRI_OK(iri):
+        raise _Fallback("relative or invalid IRI")
+    return _remember(comp.ids, value, "<" + iri + ">")
 
 
 def _expand_vocab(comp: _Compiled, value: str) -> str:
@@ -180,31 +208,28 @@ def _expand_vocab(comp: _Compiled, value: str) -> str:
         expanded = comp.table.expand_iri(value, vocab=True)
         if expanded is None or not _IRI_OK(expanded):
             raise _Fallback("relative or invalid type IRI")
-        iri = expanded
-        if len(comp.vocab) >= _CACHE_LIMIT:
-            comp.vocab.clear()
-        comp.vocab[value] = iri
+        iri = _remember(comp.vocab, value, expanded)
     return iri
 
 
-def _extra_key(comp: _Compiled, key: str) -> tuple[str, int, str | None]:
-    """A key that is not a term: a compact or absolute IRI, with no coercion."""
+def _other_key(comp: _Compiled, key: str, top: bool) -> _Prop | None:
+    """A key that is not a term: skip it (None), take it as an IRI, or fall back."""
+    if key.startswith("@"):
+        if key == "@context" and top:
+            return None
+        raise _Fallback(f"keyword {key}")
     if key in comp.table.terms or key.startswith("_:"):
         raise _Fallback(f"unsupported key {key!r}")
     iri = comp.table.expand_iri(key, vocab=True)
     if iri is None or not _IRI_OK(iri):
         raise _Fallback(f"key {key!r} is not a term or an IRI")
-    entry = ("<" + iri + ">", _PLAIN, None)
+    entry = (" <" + iri + "> ", _PLAIN, None, "")
     if len(comp.props) < _CACHE_LIMIT:
         comp.props[key] = entry
     return entry
 
 
-def _lang_tag(lang: Any) -> str:
-    if not isinstance(lang, str) or not _LANG_OK(lang):
-        raise _Fallback("unusual language tag")
-    return "@" + lang.lower()
-
+# --- JSON-LD -> N-Triples, fast path ----------------------------------------------------------
 
 def _fast(doc: Any, tail: str) -> list[str]:
     """The document's triples as N-Triples lines (each ending with ``tail``); _Fallback if not
@@ -212,45 +237,46 @@ def _fast(doc: Any, tail: str) -> list[str]:
     if type(doc) is not dict:
         raise _Fallback("document is not an object")
     comp = _compiled_for(doc.get("@context"))
-    props_get = comp.props.get
+    props_get, ids_get, vocab_get = comp.props.get, comp.ids.get, comp.vocab.get
     out: list[str] = []
     append = out.append
     labels: dict[str, str] = {}  # the document's own blank node ids -> fresh labels
     fresh = count().__next__
-
-    def bnode() -> str:
-        return f"_:b{fresh()}"
+    esc = escape_literal
 
     def ref(value: str) -> str:
+        """Slow half of @id-style expansion (the fast half is ``ids_get``)."""
         if value.startswith("_:"):
             label = labels.get(value)
             if label is None:
-                label = labels[value] = bnode()
+                label = labels[value] = f"_:b{fresh()}"
             return label
         return _expand_id(comp, value)
 
-    def vocab_ref(value: str) -> str:
+    def vocab_ref(value: Any) -> str:
+        if type(value) is not str or value.startswith("@"):
+            raise _Fallback("unusual @type or @vocab value")
         if value.startswith("_:"):
             return ref(value)
-        return "<" + _expand_vocab(comp, value) + ">"
+        return "<" + (vocab_get(value) or _expand_vocab(comp, value)) + ">"
 
     def value_object(v: dict[str, Any]) -> str | None:
         for k in v:
             if k != "@value" and k != "@type" and k != "@language":
                 raise _Fallback(f"value object key {k!r}")
         val = v["@value"]
-        if val is None:
-            return None
         typ = v.get("@type", _ABSENT)
         lang = v.get("@language", _ABSENT)
+        if val is None:
+            return None
         datatype = None
         if typ is not _ABSENT:
             if lang is not _ABSENT or type(typ) is not str or typ.startswith(("@", "_:")):
                 raise _Fallback("unusual value object @type")
-            datatype = _expand_vocab(comp, typ)
+            datatype = vocab_get(typ) or _expand_vocab(comp, typ)
         if type(val) is str:
             if lang is not _ABSENT:
-                return '"' + escape_literal(val) + '"' + _lang_tag(lang)
+                return '"' + esc(val) + '"' + _lang_tag(lang)
             if datatype == XSD_DOUBLE:  # PyLD canonicalizes such strings; leave it to PyLD
                 raise _Fallback("string typed xsd:double")
             return _literal(val, datatype)
@@ -258,107 +284,107 @@ def _fast(doc: Any, tail: str) -> list[str]:
             raise _Fallback("non-string language-tagged value")
         return _native_literal(val, datatype)
 
-    def rdf_list(items: Any, kind: int, datatype: str | None) -> str:
+    def rdf_list(items: Any, kind: int, dt: str | None, suffix: str) -> str:
         terms = []
         for item in items if type(items) is list else [items]:
             if type(item) is list or (type(item) is dict and "@list" in item):
                 raise _Fallback("list of lists")
-            t = obj(item, kind, datatype)
+            t = obj(item, kind, dt, suffix)
             if t is not None:
                 terms.append(t)
         if not terms:
             return _T_NIL
-        nodes = [bnode() for _ in terms]
+        nodes = [f"_:b{fresh()}" for _ in terms]
         for node_term, t, rest in zip(nodes, terms, [*nodes[1:], _T_NIL], strict=True):
-            append(node_term + " " + _T_FIRST + " " + t + tail)
-            append(node_term + " " + _T_REST + " " + rest + tail)
+            append(f"{node_term} {_T_FIRST} {t}{tail}")
+            append(f"{node_term} {_T_REST} {rest}{tail}")
         return nodes[0]
 
-    def obj(v: Any, kind: int, datatype: str | None) -> str | None:
+    def obj(v: Any, kind: int, dt: str | None, suffix: str) -> str | None:
         """The object term of one (non-array) value; None when JSON-LD drops it."""
         t = type(v)
-        if t is str:
-            base = kind & 7
-            if base == _PLAIN or base == _LANG:
-                return '"' + escape_literal(v) + '"'
-            if base == _ID:
-                return ref(v)
-            if base == _TYPED:
-                if datatype == XSD_DOUBLE:
-                    raise _Fallback("string coerced to xsd:double")
-                return _literal(v, datatype)
-            return vocab_ref(v)
         if t is dict:
             if "@value" in v:
                 return value_object(v)
             if "@list" in v:
                 if len(v) != 1:
                     raise _Fallback("list object with other keys")
-                return rdf_list(v["@list"], kind, datatype)
+                return rdf_list(v["@list"], kind, dt, suffix)
             if "@set" in v:
                 raise _Fallback("@set object")
             return node(v, False)
+        if t is str:
+            base = kind & 7
+            if base == _ID:
+                return ids_get(v) or ref(v)
+            if base == _PLAIN or base == _LANG:
+                return '"' + esc(v) + '"'
+            if base == _TYPED:
+                if dt == XSD_DOUBLE:
+                    raise _Fallback("string coerced to xsd:double")
+                return '"' + esc(v) + '"' + suffix
+            return vocab_ref(v)
         if v is None:
             return None
         if t is list:
             raise _Fallback("nested array")
-        return _native_literal(v, datatype if kind & 7 == _TYPED else None)
+        return _native_literal(v, dt if kind & 7 == _TYPED else None)
 
     def language_map(head: str, m: dict[str, Any]) -> None:
         for lang, vals in m.items():
-            if lang.startswith("@"):
-                raise _Fallback("keyword in a language map")
-            tag = _lang_tag(lang)
+            tag = _LANG_TAGS.get(lang) or _lang_tag(lang)
+            if type(vals) is str:
+                append(f'{head}"{esc(vals)}"{tag}{tail}')
+                continue
             for val in vals if type(vals) is list else (vals,):
                 if type(val) is str:
-                    append(head + '"' + escape_literal(val) + '"' + tag + tail)
+                    append(f'{head}"{esc(val)}"{tag}{tail}')
                 elif val is not None:
                     raise _Fallback("non-string in a language map")
-
-    def types(subject: str, v: Any) -> None:
-        for t in v if type(v) is list else (v,):
-            if type(t) is not str or t.startswith("@"):
-                raise _Fallback("unusual @type value")
-            append(subject + " " + _T_TYPE + " " + vocab_ref(t) + tail)
 
     def node(o: dict[str, Any], top: bool) -> str:
         i = o.get("@id")
         if i is None:
             if "@id" in o:
                 raise _Fallback("@id null")
-            subject = bnode()
+            subject = f"_:b{fresh()}"
         elif type(i) is str:
-            subject = ref(i)
+            subject = ids_get(i) or ref(i)
         else:
             raise _Fallback("non-string @id")
         for key, v in o.items():
-            p = props_get(key)
+            p = props_get(key) or _other_key(comp, key, top)
             if p is None:
-                if key.startswith("@"):
-                    if key == "@id":
-                        continue
-                    if key == "@type":
-                        types(subject, v)
-                        continue
-                    if key == "@context" and top:
-                        continue
-                    raise _Fallback(f"keyword {key}")
-                p = _extra_key(comp, key)
+                continue
+            pred, kind, dt, suffix = p
+            if kind < 0:
+                if kind == _KW_TYPE:
+                    for t in v if type(v) is list else (v,):
+                        append(f"{subject} {_T_TYPE} {vocab_ref(t)}{tail}")
+                continue
             if v is None:
                 continue
-            pred, kind, datatype = p
-            head = subject + " " + pred + " "
-            if kind == _LANG and type(v) is dict:
-                language_map(head, v)
-            elif kind & _LIST and not (type(v) is dict and "@list" in v):
-                append(head + rdf_list(v, kind, datatype) + tail)
-            elif type(v) is list:
+            head = subject + pred
+            tv = type(v)
+            if kind & _LIST and not (tv is dict and "@list" in v):
+                append(head + rdf_list(v, kind, dt, suffix) + tail)
+            elif tv is str:
+                if kind == _PLAIN or kind == _LANG:
+                    append(f'{head}"{esc(v)}"{tail}')
+                else:
+                    append(head + (obj(v, kind, dt, suffix) or "") + tail)
+            elif tv is list:
                 for item in v:
-                    t = obj(item, kind, datatype)
-                    if t is not None:
-                        append(head + t + tail)
+                    if type(item) is str and kind == _ID:
+                        append(head + (ids_get(item) or ref(item)) + tail)
+                    else:
+                        t = obj(item, kind, dt, suffix)
+                        if t is not None:
+                            append(head + t + tail)
+            elif tv is dict and kind == _LANG:
+                language_map(head, v)
             else:
-                t = obj(v, kind, datatype)
+                t = obj(v, kind, dt, suffix)
                 if t is not None:
                     append(head + t + tail)
         return subject
@@ -377,7 +403,6 @@ def _fast(doc: Any, tail: str) -> list[str]:
     return out
 
 
-_ABSENT = object()
 _ENVELOPE_KEYS = frozenset({"@context", "@id", "@graph"})
 
 
@@ -395,15 +420,17 @@ def _envelope_check(comp: _Compiled, doc: dict[str, Any]) -> None:
         raise _Fallback("@graph null")
 
 
+# --- JSON-LD -> N-Triples, PyLD path and public functions ------------------------------------
+
 def _unwrap(error: Exception) -> Exception:
     """The ContextError behind a PyLD error, if any, else an RdfError for it."""
-    seen: Exception | None = error
+    seen: BaseException | None = error
     for _ in range(32):
         if seen is None:
             break
         if isinstance(seen, ContextError):
             return seen
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+        seen = seen.__cause__ or seen.__context__
     wrapped = RdfError(str(error))
     wrapped.__cause__ = error
     return wrapped
@@ -435,14 +462,6 @@ def _slow(doc: Any, tail: str) -> list[str]:
     ]
 
 
-def _tail(graph: str | None) -> str:
-    if graph is None:
-        return " .\n"
-    if not _IRI_OK(graph):
-        raise ValueError(f"graph name must be an absolute IRI, not {graph!r}")
-    return " <" + graph + "> .\n"
-
-
 def to_nquads(doc: dict[str, Any], graph: str | None = None) -> str:
     """The document's RDF as N-Triples, or as N-Quads in the named graph ``graph``.
 
@@ -452,7 +471,12 @@ def to_nquads(doc: dict[str, Any], graph: str | None = None) -> str:
     Raises ContextError for a context other than the vendored CTDL ones, RdfError for a
     document that is not valid JSON-LD, ValueError for a ``graph`` that is not an IRI.
     """
-    tail = _tail(graph)
+    if graph is None:
+        tail = " .\n"
+    elif _IRI_OK(graph):
+        tail = " <" + graph + "> .\n"
+    else:
+        raise ValueError(f"graph name must be an absolute IRI, not {graph!r}")
     try:
         lines = _fast(doc, tail)
     except _Fallback as reason:
@@ -470,12 +494,9 @@ def to_expanded(doc: dict[str, Any]) -> list[Any]:
     return expanded
 
 
-# --- RDF -> compact JSON-LD ------------------------------------------------------------------
+# --- RDF -> compact JSON-LD -------------------------------------------------------------------
 
-_INT_LEXICAL = re.compile(r"-?(?:0|[1-9][0-9]*)\Z").match
-
-
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class _Key:
     """How the objects of one predicate are written: the key and its term's value kind."""
 
@@ -491,8 +512,7 @@ def _predicate_key(table: TermTable, iri: str) -> _Key:
         kind = _kind(term.type, term.container)
         if kind is not None and not kind[0] & _LIST:
             return _Key(name, kind[0], kind[1])
-    # No usable term: a compact or absolute IRI that is not itself a term expands with no
-    # coercion at all.
+    # No usable term: a compact or absolute IRI that is not a term has no coercion at all.
     for candidate in (table.compact_iri(iri, vocab=True), iri):
         if candidate is not None and candidate not in table.terms \
                 and table.expand_iri(candidate, vocab=True) == iri:
@@ -512,59 +532,68 @@ def _node_id(table: TermTable, iri: str) -> str:
     return iri if table.expand_iri(iri) == iri else _iri_string(table, iri, vocab=False)
 
 
-def _native(lexical: str, datatype: str, effective: dict[str, str]) -> Any:
-    """A JSON boolean or number that turns back into exactly this literal, or _ABSENT.
+def _native(lexical: str, datatype: str, coerced: str | None) -> Any:
+    """The JSON boolean or number that turns back into exactly this literal, or _ABSENT.
 
-    ``effective`` maps the JSON type names to the datatype such a value would get.
+    Under a datatype coercion (``coerced``) numbers and booleans take that datatype; without
+    one, booleans are xsd:boolean, integers xsd:integer and other numbers xsd:double.
     """
-    if datatype == effective["bool"] and lexical in ("true", "false"):
-        return lexical == "true"
-    if datatype == effective["int"] and datatype != XSD_DOUBLE and _INT_LEXICAL(lexical):
-        number = int(lexical)
-        if abs(number) < 1e21:
-            return number
-    if datatype == effective["float"]:
+    if datatype == (coerced or XSD_BOOLEAN) and datatype == XSD_BOOLEAN:
+        return {"true": True, "false": False}.get(lexical, _ABSENT)
+    numeric = datatype == coerced and datatype in _XSD_NUMBERS
+    plain = coerced is None
+    if (numeric or (plain and datatype == XSD_INTEGER)) and datatype != XSD_DOUBLE \
+            and _INT_LEXICAL(lexical):
+        integer = int(lexical)
+        if abs(integer) < 1e21:
+            return integer
+    if numeric or (plain and datatype == XSD_DOUBLE):
         try:
-            number_f = float(lexical)
+            number = float(lexical)
         except ValueError:
             return _ABSENT
-        if math.isfinite(number_f) and not number_f.is_integer() \
-                and canonical_double(number_f) == lexical:
-            return number_f
+        if math.isfinite(number) and not number.is_integer() \
+                and canonical_double(number) == lexical:
+            return number
     return _ABSENT
-
-
-_DEFAULT_NATIVE = {"bool": XSD_BOOLEAN, "int": XSD_INTEGER, "float": XSD_DOUBLE}
 
 
 def _literal_value(table: TermTable, lit: ox.Literal, key: _Key) -> Any:
     lexical, datatype = lit.value, lit.datatype.value
     if lit.language:
-        return {"@value": lexical, "@language": lit.language}
+        return {"@value": lexical, "@language": _bcp47_case(lit.language)}
     base = key.kind & 7
-    if base == _TYPED:
-        assert key.datatype is not None
-        if datatype == key.datatype:
-            native = _native(lexical, datatype, dict.fromkeys(_DEFAULT_NATIVE, key.datatype))
-            return lexical if native is _ABSENT else native
-        if datatype == XSD_STRING:
-            return {"@value": lexical}
-    elif datatype == XSD_STRING:
+    coerced = key.datatype if base == _TYPED else None
+    if datatype == XSD_STRING:
         return lexical if base in (_PLAIN, _LANG) else {"@value": lexical}
-    else:
-        native = _native(lexical, datatype, _DEFAULT_NATIVE)
-        if native is not _ABSENT:
-            return native
+    native = _native(lexical, datatype, coerced)
+    if native is not _ABSENT:
+        return native
+    if datatype == coerced:
+        return lexical
     return {"@value": lexical, "@type": _iri_string(table, datatype, vocab=True)}
 
 
+def _bcp47_case(tag: str) -> str:
+    """Conventional casing (``en-US``, ``zh-Hant``); JSON-LD lower-cases tags, so it is cosmetic."""
+    parts = tag.lower().split("-")
+    singleton = len(parts[0]) == 1
+    for i in range(1, len(parts)):
+        singleton = singleton or len(parts[i]) == 1  # after x-, u-... all stays lower case
+        if not singleton and len(parts[i]) == 2:
+            parts[i] = parts[i].upper()
+        elif not singleton and len(parts[i]) == 4:
+            parts[i] = parts[i].title()
+    return "-".join(parts)
+
+
 def _encode_objects(table: TermTable, key: _Key, objects: list[Any],
-                    label: dict[str, str]) -> Any:
+                    label: Callable[[ox.BlankNode], str]) -> Any:
     """The JSON-LD value of one key: a language map, one value or an array."""
     if key.kind == _LANG and all(isinstance(o, ox.Literal) and o.language for o in objects):
         by_lang: dict[str, list[str]] = {}
         for o in objects:
-            by_lang.setdefault(o.language, []).append(o.value)
+            by_lang.setdefault(_bcp47_case(o.language), []).append(o.value)
         return {lang: vals[0] if len(vals) == 1 else vals for lang, vals in by_lang.items()}
     base = key.kind & 7
     coerced = base == _ID or base == _VOCAB
@@ -574,7 +603,7 @@ def _encode_objects(table: TermTable, key: _Key, objects: list[Any],
             iri = _iri_string(table, o.value, vocab=base == _VOCAB)
             values.append(iri if coerced else {"@id": iri})
         elif isinstance(o, ox.BlankNode):
-            values.append(label[o.value] if coerced else {"@id": label[o.value]})
+            values.append(label(o) if coerced else {"@id": label(o)})
         else:
             values.append(_literal_value(table, o, key))
     return values[0] if len(values) == 1 else values
@@ -605,68 +634,53 @@ def from_rdf(nquads: str, context_url: str | Sequence[str] = CTDL,
              graph_id: str | None = None) -> dict[str, Any]:
     """A compact graph envelope ``{"@context", ["@id",] "@graph": [...]}`` from N-Triples/N-Quads.
 
-    Graph names are ignored (all triples are taken). IRI subjects become nodes with their
-    absolute IRI as ``@id``; blank nodes become nodes ``_:b0``, ``_:b1``...; objects are
+    Graph names are ignored (all triples are taken). IRI subjects become nodes (first) with
+    their absolute IRI as ``@id``; blank nodes become nodes ``_:b0``, ``_:b1``...; objects are
     written the CTDL way (language maps, plain IRI strings for ``@id``-coerced terms, plain
     lexical forms or JSON numbers/booleans for coerced datatypes). ``to_nquads`` of the result
     is isomorphic to the input, except that PyLD rewrites string literals typed xsd:double to
     their canonical lexical form. An IRI whose scheme is a prefix of the context (such as
     ``<credentialStat:Active>`` meant literally) makes the context ``[url, {prefix: null}]``.
-    ValueError for an IRI that JSON-LD cannot carry at all (e.g. one with a no-break space).
+    ValueError for input that is not N-Triples/N-Quads, for RDF-star, and for an IRI that
+    JSON-LD cannot carry at all (e.g. one containing a no-break space).
     """
     quads = list(ox.parse(nquads, format=ox.RdfFormat.N_QUADS))
     table = term_table(context_url)
     shadowed = _shadowed_prefixes(table, quads)
     if shadowed:
         table = table.without(shadowed)
-    label: dict[str, str] = {}
-    subjects: dict[tuple[bool, str], dict[str, Any]] = {}  # (is bnode, id) -> node
-    props: dict[tuple[bool, str], dict[str, list[Any]]] = {}
+    labels: dict[ox.BlankNode, str] = {}
+    nodes: dict[ox.NamedNode | ox.BlankNode, dict[str, Any]] = {}
+    values: dict[ox.NamedNode | ox.BlankNode, dict[_Key, list[Any]]] = {}
     keys: dict[str, _Key] = {}
-    seen: set[tuple[Any, Any, Any]] = set()
 
-    def name(term: ox.NamedNode | ox.BlankNode) -> tuple[bool, str]:
-        if isinstance(term, ox.BlankNode):
-            if term.value not in label:
-                label[term.value] = f"_:b{len(label)}"
-            return True, label[term.value]
-        return False, term.value
+    def label(b: ox.BlankNode) -> str:
+        return labels.get(b) or labels.setdefault(b, f"_:b{len(labels)}")
 
-    for quad in quads:
-        s, p, o = quad.subject, quad.predicate, quad.object
-        if (s, p, o) in seen:
-            continue
-        seen.add((s, p, o))
+    for s, p, o in dict.fromkeys((q.subject, q.predicate, q.object) for q in quads):
         if isinstance(s, ox.Triple) or isinstance(o, ox.Triple):
             raise ValueError("RDF-star triple terms are not supported")
-        subject = name(s)
-        if isinstance(o, ox.BlankNode):
-            name(o)
-        node = subjects.get(subject)
+        node = nodes.get(s)
         if node is None:
-            node = subjects[subject] = {"@id": subject[1] if subject[0]
-                                        else _node_id(table, subject[1])}
-            props[subject] = {}
+            at_id = label(s) if isinstance(s, ox.BlankNode) else _node_id(table, s.value)
+            node = nodes[s] = {"@id": at_id}
+            values[s] = {}
         if p.value == RDF_TYPE and isinstance(o, ox.NamedNode):
             node.setdefault("@type", []).append(_iri_string(table, o.value, vocab=True))
             continue
-        key = keys.get(p.value)
-        if key is None:
-            key = keys[p.value] = _predicate_key(table, p.value)
-        props[subject].setdefault(key.name, []).append(o)
+        key = keys.get(p.value) or keys.setdefault(p.value, _predicate_key(table, p.value))
+        values[s].setdefault(key, []).append(o)
 
-    by_name = {key.name: key for key in keys.values()}
-    for subject, node in subjects.items():
-        types = node.get("@type")
-        if types is not None and len(types) == 1:
-            node["@type"] = types[0]
-        for key_name, objects in props[subject].items():
-            node[key_name] = _encode_objects(table, by_name[key_name], objects, label)
-    nodes = [n for (is_bnode, _), n in subjects.items() if not is_bnode]
-    nodes += sorted((n for (is_bnode, _), n in subjects.items() if is_bnode),
+    for s, node in nodes.items():
+        if len(node.get("@type", ())) == 1:
+            node["@type"] = node["@type"][0]
+        for key, objects in values[s].items():
+            node[key.name] = _encode_objects(table, key, objects, label)
+    graph = [n for s, n in nodes.items() if not isinstance(s, ox.BlankNode)]
+    graph += sorted((n for s, n in nodes.items() if isinstance(s, ox.BlankNode)),
                     key=lambda n: int(n["@id"][3:]))
     envelope: dict[str, Any] = {"@context": table.context_value}
     if graph_id is not None:
         envelope["@id"] = graph_id
-    envelope["@graph"] = nodes
+    envelope["@graph"] = graph
     return envelope

@@ -69,7 +69,7 @@ class Vocabulary:
     concepts: frozenset[str]
     superclasses: Mapping[str, frozenset[str]]  # strict ancestors, transitive
     lineage: Mapping[str, frozenset[str]]  # the class and its ancestors
-    allowed: Mapping[str, frozenset[str]]  # per class: properties whose domain admits it
+    allowed: Mapping[str, frozenset[str]]  # per class: properties it may carry (see below)
     prefixes: Mapping[str, str]  # context prefix -> namespace IRI
 
 
@@ -152,6 +152,13 @@ def expects_iri(term: str) -> bool | None:
     """True if the property takes IRIs or nodes, False if literals, None if unknown or mixed."""
     p = prop(term)
     return p.expects_iri if p else None
+
+
+def coercion(term: str) -> str | None:
+    """The context's type coercion of a property: "@id", "@language" (a language container),
+    a datatype such as "xsd:date", or None."""
+    p = prop(term)
+    return p.coercion if p else None
 
 
 def is_language_map(term: str) -> bool:
@@ -291,15 +298,14 @@ def _properties(prop_nodes: dict[str, dict[str, Any]], context: dict[str, Any],
 
 def _allowed_properties(properties: Mapping[str, Property],
                         lineage: Mapping[str, frozenset[str]]) -> dict[str, frozenset[str]]:
-    """For each class, the properties whose domainIncludes names the class or an ancestor.
-
-    Properties without a domain are not listed: callers treat them as allowed everywhere.
-    """
+    """For each class, the properties it may carry without a domain mismatch: those whose
+    domainIncludes names the class or an ancestor, and those with no domain at all."""
     descendants: dict[str, set[str]] = {}
     for cls, ancestors in lineage.items():
         for a in ancestors:
             descendants.setdefault(a, set()).add(cls)
-    allowed: dict[str, set[str]] = {c: set() for c in lineage}
+    free = {p.name for p in properties.values() if not p.domain}
+    allowed: dict[str, set[str]] = {c: set(free) for c in lineage}
     for p in properties.values():
         for d in p.domain:
             for cls in descendants.get(d, ()):

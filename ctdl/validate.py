@@ -39,28 +39,24 @@ _COMPETENCY_PART_OF = "ceasn:isPartOf"
 
 _Group = tuple[str, ...]  # alternatives: any one of them satisfies the rule
 _Rules = tuple[tuple[str, tuple[_Group, ...]], ...]
+_NAMED = (("ceterms:name",), ("ceterms:subjectWebpage",))
+_DESCRIBED_AND_OWNED = (("ceterms:description",), ("ceterms:ownedBy", "ceterms:offeredBy"))
 # What the main node should carry; the first class in its lineage wins (specific before general).
 # After Credential Engine's minimum data policy (https://credreg.net/registry/policy#mindata).
 # The name and the subject webpage identify a resource for a reader: missing them is a warning.
 _RECOMMENDED: _Rules = (
-    ("ceterms:Credential", (("ceterms:name",), ("ceterms:subjectWebpage",))),
-    ("ceterms:Organization", (("ceterms:name",), ("ceterms:subjectWebpage",))),
-    ("ceterms:LearningOpportunityProfile", (("ceterms:name",), ("ceterms:subjectWebpage",))),
-    ("ceterms:AssessmentProfile", (("ceterms:name",), ("ceterms:subjectWebpage",))),
-    (_FRAMEWORK, (("ceasn:name",),)),
-    (_COMPETENCY, (("ceasn:competencyText",),)),
+    ("ceterms:Credential", _NAMED), ("ceterms:Organization", _NAMED),
+    ("ceterms:LearningOpportunityProfile", _NAMED), ("ceterms:AssessmentProfile", _NAMED),
+    (_FRAMEWORK, (("ceasn:name",),)), (_COMPETENCY, (("ceasn:competencyText",),)),
     ("ceterms:Collection", (("ceterms:name",),)),
 )
 # The rest of the policy's minimum is an info only: records from older publishing tools, and the
 # reference validator's own clean cases, often lack it, and the registry accepts them.
 _POLICY: _Rules = (
-    ("ceterms:Credential", (("ceterms:description",),
-                            ("ceterms:ownedBy", "ceterms:offeredBy"))),
+    ("ceterms:Credential", _DESCRIBED_AND_OWNED),
     ("ceterms:Organization", (("ceterms:description",),)),
-    ("ceterms:LearningOpportunityProfile", (("ceterms:description",),
-                                            ("ceterms:ownedBy", "ceterms:offeredBy"))),
-    ("ceterms:AssessmentProfile", (("ceterms:description",),
-                                   ("ceterms:ownedBy", "ceterms:offeredBy"))),
+    ("ceterms:LearningOpportunityProfile", _DESCRIBED_AND_OWNED),
+    ("ceterms:AssessmentProfile", _DESCRIBED_AND_OWNED),
     (_FRAMEWORK, (("ceasn:description",),)),
 )
 
@@ -124,7 +120,7 @@ class _Run:
                         f"The graph has {self.count} nodes; the limit is {self.max_nodes}.")
             return self.problems
         self._index_top_level()
-        for node, ptr in zip(self.nodes, self.pointers):
+        for node, ptr in zip(self.nodes, self.pointers, strict=True):
             if isinstance(node, dict):
                 label = node.get("@id")
                 self._node(node, ptr, 1, label if isinstance(label, str) else None)
@@ -143,7 +139,7 @@ class _Run:
 
     def _index_top_level(self) -> None:
         """Record every top-level @id and its classes, so references can be checked in any order."""
-        for node, ptr in zip(self.nodes, self.pointers):
+        for node, ptr in zip(self.nodes, self.pointers, strict=True):
             nid = node.get("@id") if isinstance(node, dict) else None
             if not isinstance(nid, str):
                 continue
@@ -158,7 +154,7 @@ class _Run:
         """Check a node and everything nested in it; return its lineage (None if unknown).
 
         The branches below are fast paths for the shapes nearly every value has; any other shape,
-        and every problem, goes through _values/_value, which build pointers.
+        and every problem, goes through _value with a pointer.
         """
         types = node.get("@type")
         info = self.types.get(types) if type(types) is str else None
@@ -166,9 +162,12 @@ class _Run:
         plan = self.plan
         for key, value in node.items():
             entry = plan.get(key)
-            if entry is None:
-                if key != "@type":  # checked above
-                    self._other_key(key, value, ptr, label)
+            if entry is None:  # a JSON-LD keyword, or a term the vocabulary lacks
+                if key == "@id":
+                    self._check_id(value, ptr, label)
+                elif key not in _NODE_KEYWORDS:
+                    self._error("unknown-property", _join(ptr, key), f"{_shorten(repr(key))} is "
+                                "not a CTDL or CTDL-ASN property.", label, key)
                 continue
             kind, p, tracked, seg = entry
             if allowed is not None and key not in allowed:
@@ -206,7 +205,11 @@ class _Run:
             elif kind == _CTID:
                 self._check_ctid(value, ptr + seg, label)
                 continue
-            self._values(p, value, ptr + seg, label, depth)
+            if tv is list:
+                for i, x in enumerate(value):
+                    self._value(p, x, f"{ptr}{seg}/{i}", label, depth)
+            else:
+                self._value(p, value, ptr + seg, label, depth)
         return lineage
 
     def _iris(self, p: schema.Property, key: str, values: list[Any], ptr: str, seg: str,
@@ -226,21 +229,6 @@ class _Run:
                 continue
             self._value(p, x, f"{ptr}{seg}/{i}", label, depth)
 
-    def _values(self, p: schema.Property, value: Any, ptr: str, label: str | None,
-                depth: int) -> None:
-        if type(value) is list:
-            for i, x in enumerate(value):
-                self._value(p, x, f"{ptr}/{i}", label, depth)
-        else:
-            self._value(p, value, ptr, label, depth)
-
-    def _other_key(self, key: str, value: Any, ptr: str, label: str | None) -> None:
-        """A key the plan does not list: a JSON-LD keyword, or a term the vocabulary lacks."""
-        if key == "@id":
-            self._check_id(value, ptr, label)
-        elif key not in _NODE_KEYWORDS:
-            self._unknown_property(key, ptr, label)
-
     def _value(self, p: schema.Property, x: Any, ptr: str, label: str | None, depth: int) -> None:
         tx = type(x)
         if tx is str:
@@ -253,11 +241,18 @@ class _Run:
         elif x is None:
             return  # JSON-LD null: no value
         elif tx is list:  # a list in a list: only @list containers allow it; check the items
-            if depth < self.max_depth:
-                for i, item in enumerate(x):
-                    self._value(p, item, f"{ptr}/{i}", label, depth + 1)
+            self._items(p, x, ptr, label, depth)
         elif p.expects_iri:
             self._expected_iri(p, repr(x), ptr, label)
+
+    def _items(self, p: schema.Property, items: list[Any], ptr: str, label: str | None,
+               depth: int) -> None:
+        """Values in a list within a list, or in an @list/@set: one more level of nesting."""
+        if depth >= self.max_depth:
+            self._over_limit(ptr, depth + 1)
+            return
+        for i, item in enumerate(items):
+            self._value(p, item, f"{ptr}/{i}", label, depth + 1)
 
     def _ref(self, p: schema.Property, iri: str, ptr: str, label: str | None) -> None:
         if iri.startswith("_:") or (p.range_classes is not None and is_iri(iri)):
@@ -273,9 +268,8 @@ class _Run:
             return
         if "@list" in x or "@set" in x:
             key = "@list" if "@list" in x else "@set"
-            items = x[key] if isinstance(x[key], list) else [x[key]]
-            for i, item in enumerate(items):
-                self._value(p, item, f"{ptr}/{key}/{i}", label, depth)
+            self._items(p, x[key] if isinstance(x[key], list) else [x[key]], f"{ptr}/{key}", label,
+                        depth)
             return
         if "@id" not in x and "@type" not in x and _looks_like_language_map(x):
             self._language_map(p, x, ptr, label)
@@ -338,46 +332,37 @@ class _Run:
 
     # -- per-node checks -----------------------------------------------------------------------
 
+    def _infos(self, types: Any) -> list[_TypeInfo | None]:
+        items = types if isinstance(types, list) else [types]
+        return [self.types.get(t) if isinstance(t, str) else None for t in items]
+
     def _lineage_of(self, types: Any) -> frozenset[str] | None:
         """The classes of a node with their ancestors; None if a type is missing or unknown."""
         if type(types) is str:
             return self.types.get(types, _NO_INFO)[0]
-        if isinstance(types, list) and types:
-            out: frozenset[str] = frozenset()
-            for t in types:
-                lineage = self.types.get(t, _NO_INFO)[0] if isinstance(t, str) else None
-                if lineage is None:
-                    return None
-                out |= lineage
-            return out
-        return None
+        infos = self._infos(types)
+        if not infos or None in infos:
+            return None
+        return frozenset().union(*(info[0] for info in infos if info))
 
     def _check_types(self, types: Any, ptr: str,
                      label: str | None) -> _TypeInfo | tuple[None, None]:
         """Report a missing or unknown @type; return the node's lineage and admitted properties."""
-        if type(types) is str:
-            info = self.types.get(types)
-            if info is None:
-                self._unknown_type(types, ptr + "/@type", label)
-                return _NO_INFO
-            return info
         if types is None or types == []:
             self._error("missing-type", ptr, "This node has no @type; give it a CTDL class.",
                         label, "@type")
             return _NO_INFO
-        items = types if isinstance(types, list) else [types]
-        lineage: frozenset[str] = frozenset()
-        allowed: frozenset[str] = frozenset()
-        known = True
-        for i, t in enumerate(items):
-            info = self.types.get(t) if isinstance(t, str) else None
+        many = isinstance(types, list)
+        infos = self._infos(types)
+        for i, info in enumerate(infos):
             if info is None:
-                known = False
-                tptr = f"{ptr}/@type/{i}" if isinstance(types, list) else ptr + "/@type"
-                self._unknown_type(t, tptr, label)
-            else:
-                lineage, allowed = lineage | info[0], allowed | info[1]
-        return (lineage, allowed) if known else _NO_INFO
+                t = types[i] if many else types
+                self._error("unknown-type", f"{ptr}/@type/{i}" if many else ptr + "/@type",
+                            f"{_shorten(repr(t))} is not a CTDL or CTDL-ASN class.", label, "@type")
+        if None in infos:
+            return _NO_INFO
+        return (frozenset().union(*(info[0] for info in infos if info)),
+                frozenset().union(*(info[1] for info in infos if info)))
 
     def _check_id(self, value: Any, ptr: str, label: str | None) -> None:
         if not isinstance(value, str) or not (value.startswith("_:") or is_iri(value)):
@@ -388,6 +373,9 @@ class _Run:
     def _check_ctid(self, value: Any, ptr: str, label: str | None) -> None:
         if type(value) is list and len(value) == 1:
             value, ptr = value[0], ptr + "/0"
+        if type(value) is dict and set(value) <= {"@value", "@type"} \
+                and value.get("@type", "xsd:string") == "xsd:string":
+            value, ptr = value.get("@value"), ptr + "/@value"  # as compacted from RDF
         if not isinstance(value, str):
             self._error("invalid-ctid", ptr, "ceterms:ctid must be one string: 'ce-' followed "
                         "by a UUID.", label, CTID_PROP)
@@ -487,28 +475,18 @@ class _Run:
                 if main.get(k):  # present and not empty ("", [], {} or null)
                     break
             else:
-                self.problems.append(Problem(
-                    code, severity, ptr,
-                    f"A {cls} should have {' or '.join(group)} (CTDL minimum data policy).",
-                    label, group[0]))
+                self._error(code, ptr, f"A {cls} should have {' or '.join(group)} (CTDL minimum "
+                            "data policy).", label, group[0], severity)
 
     # -- problem builders ----------------------------------------------------------------------
 
     def _error(self, code: str, ptr: str, message: str, node: str | None = None,
-               prop: str | None = None) -> None:
-        self.problems.append(Problem(code, Severity.ERROR, ptr, message, node, prop))
+               prop: str | None = None, severity: Severity = Severity.ERROR) -> None:
+        self.problems.append(Problem(code, severity, ptr, message, node, prop))
 
     def _warning(self, code: str, ptr: str, message: str, node: str | None = None,
                  prop: str | None = None) -> None:
-        self.problems.append(Problem(code, Severity.WARNING, ptr, message, node, prop))
-
-    def _unknown_type(self, t: Any, ptr: str, label: str | None) -> None:
-        self._error("unknown-type", ptr, f"{_shorten(repr(t))} is not a CTDL or CTDL-ASN class.",
-                    label, "@type")
-
-    def _unknown_property(self, key: str, ptr: str, label: str | None) -> None:
-        self._error("unknown-property", _join(ptr, key),
-                    f"{_shorten(repr(key))} is not a CTDL or CTDL-ASN property.", label, key)
+        self._error(code, ptr, message, node, prop, Severity.WARNING)
 
     def _expected_iri(self, p: schema.Property, what: str, ptr: str, label: str | None) -> None:
         self._error("expected-iri", ptr,
@@ -527,10 +505,8 @@ class _Run:
                       f"{type_name}.", label, p.name)
 
     def _type_of(self, iri: str) -> str:
-        for node in self.nodes:
-            if isinstance(node, dict) and node.get("@id") == iri:
-                return _type_name(node.get("@type"))
-        return "node of another class"
+        types = [n.get("@type") for n in self.nodes if isinstance(n, dict) and n.get("@id") == iri]
+        return _type_name(types[0]) if types else "node of another class"
 
 
 # -- tables built once -------------------------------------------------------------------------
@@ -558,11 +534,9 @@ def _plan() -> dict[str, _PlanEntry]:
 
 @cache
 def _type_table() -> Mapping[str, _TypeInfo]:
-    """Per class: its lineage, and the properties it may carry without a domain mismatch (those
-    whose domainIncludes admits it, and those with no domain at all)."""
+    """Per class: its lineage and the properties it may carry without a domain mismatch."""
     vocab = schema.vocabulary()
-    free = frozenset(name for name, p in vocab.properties.items() if not p.domain)
-    return {c: (vocab.lineage[c], vocab.allowed[c] | free) for c in vocab.classes}
+    return {c: (vocab.lineage[c], vocab.allowed[c]) for c in vocab.classes}
 
 
 _Rule = tuple[str, Severity, str, _Group]
@@ -589,18 +563,20 @@ def _rules_for_lineage(lineage: frozenset[str] | None) -> tuple[_Rule, ...]:
 
 @cache
 def _summary(prop: str, which: str) -> str:
-    """The most general classes of a property's domain or range, for a short message."""
+    """The most general classes of a property's domain or range, those covering most first."""
     p = schema.prop(prop)
     terms = (p.domain if which == "domain" else (p.range_classes or p.range)) if p else frozenset()
-    roots = sorted(t for t in terms if not (schema.superclasses(t) & terms))
-    shown = ", ".join(roots[:3])
-    return shown + ", …" if len(roots) > 3 else shown
+    roots = [t for t in terms if not (schema.superclasses(t) & terms)]
+    covered = {r: sum(r in schema.lineage(t) for t in terms) for r in roots}
+    roots.sort(key=lambda r: (-covered[r], r))
+    return ", ".join(roots[:3]) + (", …" if len(roots) > 3 else "")
 
 
 # -- helpers -----------------------------------------------------------------------------------
 
-def _targets(value: Any) -> list[str]:
-    """The @ids a property value points at, looking through condition profiles."""
+def _targets(value: Any, through: bool = True) -> list[str]:
+    """The @ids a property value points at, looking through condition profiles (one level:
+    this runs before the depth limit is applied)."""
     out: list[str] = []
     for item in value if isinstance(value, list) else [value]:
         if isinstance(item, str):
@@ -609,10 +585,9 @@ def _targets(value: Any) -> list[str]:
             nid = item.get("@id")
             if isinstance(nid, str):
                 out.append(nid)
-                continue
-            for tp in _TARGET_PROPS:
-                if tp in item:
-                    out.extend(_targets(item[tp]))
+            elif through:
+                for tp in _TARGET_PROPS:
+                    out.extend(_targets(item.get(tp, []), through=False))
     return list(dict.fromkeys(out))
 
 
@@ -639,9 +614,7 @@ def _type_name(types: Any) -> str:
 
 
 def _names(ids: list[str]) -> str:
-    if not ids:
-        return "nothing"
-    return ", ".join(ids[:2]) + (", …" if len(ids) > 2 else "")
+    return ", ".join(ids[:2]) + (", …" if len(ids) > 2 else "") if ids else "nothing"
 
 
 def _shorten(text: str, limit: int = 80) -> str:
@@ -649,9 +622,9 @@ def _shorten(text: str, limit: int = 80) -> str:
 
 
 def _ref_pointer(base: str, key: str, index: int) -> str:
-    if not key:
-        return base
-    return _join(base, key) if index < 0 else f"{_join(base, key)}/{index}"
+    """The pointer of a collected reference (see _Ref)."""
+    ptr = _join(base, key) if key else base
+    return f"{ptr}/{index}" if key and index >= 0 else ptr
 
 
 def _join(ptr: str, key: str) -> str:

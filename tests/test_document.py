@@ -103,3 +103,21 @@ def test_envelope_and_main_node_must_agree() -> None:
 ])
 def test_malformed_documents(raw: bytes, code: str) -> None:
     assert codes(parse(raw, base_uri=BASE)) == [code]
+
+
+def test_ctid_as_a_value_object_is_read_as_the_same_literal() -> None:
+    ctid = new_ctid()
+    raw = graph(ctid)
+    raw["@graph"][0]["ceterms:ctid"] = {"@value": ctid}
+    assert parse(raw, base_uri=BASE).ctid == ctid
+
+
+def test_absurd_nesting_does_not_crash_the_parser() -> None:
+    raw = graph()
+    node = raw["@graph"][0]
+    for _ in range(900):
+        child = {"@type": "ceterms:CostProfile"}
+        node["ceterms:estimatedCost"] = [child]
+        node = child
+    doc = parse(raw, base_uri=BASE)
+    assert doc.ctid is not None  # the validator reports too-deep; the parser just survives
