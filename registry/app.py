@@ -25,10 +25,10 @@ from registry.errors import (
     RegistryError,
 )
 from registry.openapi import openapi
-from registry.wiring import extra_routes
 from registry.representations import render, resource_view
 from registry.service import Outcome, Registry
 from registry.store import Record, Version
+from registry.wiring import extra_routes
 
 log = logging.getLogger("credreg.http")
 PROBLEM = "application/problem+json"
