@@ -24,6 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import defaultdict
+from collections.abc import Iterable
+from itertools import groupby
+from typing import Any
 
 import pyoxigraph as ox
 
@@ -92,61 +96,71 @@ def _term(term: ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple) -> str:
     raise ValueError("RDF-star triple terms are not supported")
 
 
-def parse_triples(nquads: str) -> set[Triple]:
-    """The distinct triples of N-Triples/N-Quads text, each term in canonical N-Triples form.
-
-    ValueError (pyoxigraph's SyntaxError) for text that is not N-Triples/N-Quads.
-    """
-    matches = _LINE.findall(nquads)
-    lines = nquads.count("\n")
+def _triples(nquads: str) -> list[Triple]:
+    """The triples of N-Triples/N-Quads text (duplicates possible), terms in canonical form."""
+    matches: list[Triple] = _LINE.findall(nquads)
+    raw = nquads.encode()
     # Every line matched (and nothing else is there) exactly when the counts agree. Raw
     # control characters (found by deleting them from the bytes: cheaper than a search) and
     # upper-case language tags take the pyoxigraph route; escapes and an explicit xsd:string
     # are rewritten here.
-    raw = nquads.encode()
-    if len(matches) == lines and (not nquads or nquads[-1] == "\n") \
+    if len(matches) == nquads.count("\n") and (not nquads or nquads[-1] == "\n") \
             and len(raw.translate(None, _CONTROL_BYTES)) == len(raw):
         if "\\" not in nquads and _XSD_STRING_SUFFIX not in nquads:
-            return set(matches)
-        return {(_normalise(s), _normalise(p), _normalise(o)) for s, p, o in matches}
-    return {
-        (_term(q.subject), _term(q.predicate), _term(q.object))
-        for q in ox.parse(nquads, format=ox.RdfFormat.N_QUADS)
-    }
+            return matches
+        return [(_normalise(s), _normalise(p), _normalise(o)) for s, p, o in matches]
+    try:
+        quads = list(ox.parse(raw, format=ox.RdfFormat.N_QUADS))
+    except SyntaxError as e:
+        raise ValueError(f"not N-Triples/N-Quads: {e}") from e
+    return [(_term(q.subject), _term(q.predicate), _term(q.object)) for q in quads]
 
 
-def _ranks(signatures: dict[str, tuple[object, ...]]) -> dict[str, int]:
+def parse_triples(nquads: str) -> set[Triple]:
+    """The distinct triples of N-Triples/N-Quads text, each term in canonical N-Triples form.
+
+    ValueError for text that cannot be parsed.
+    """
+    return set(_triples(nquads))
+
+
+def _ranks(signatures: dict[str, Any]) -> dict[str, int]:
     """Each node's rank among the distinct signatures (label-independent colours)."""
     order = {sig: rank for rank, sig in enumerate(sorted(set(signatures.values())))}
     return {node: order[sig] for node, sig in signatures.items()}
 
 
-def blank_node_colours(triples: set[Triple]) -> dict[str, int]:
-    """A label-independent colour per blank node (see the module docstring)."""
-    fixed: dict[str, list[str]] = {}  # node -> its edges to IRIs and literals
-    linked: dict[str, list[tuple[str, str]]] = {}  # node -> (direction + predicate, bnode)
+def blank_node_colours(triples: Iterable[Triple]) -> dict[str, int]:
+    """A label-independent colour (a small integer) per blank node; see the module docstring.
+
+    Repeated triples do not change the colours: signatures are built from sets of edges.
+    """
+    outgoing: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)  # to IRIs, literals
+    incoming: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)  # from IRIs
+    links: set[Triple] = set()  # blank node to blank node
     for s, p, o in triples:
-        s_blank, o_blank = s[0] == "_", o[0] == "_"
-        if s_blank:
-            fixed.setdefault(s, [])
-            if o_blank:
-                linked.setdefault(s, []).append(("+" + p, o))
+        if s[0] == "_":
+            if o[0] == "_":
+                links.add((s, p, o))
             else:
-                fixed[s].append("+" + p + " " + o)
-        if o_blank:
-            fixed.setdefault(o, [])
-            if s_blank:
-                linked.setdefault(o, []).append(("-" + p, s))
-            else:
-                fixed[o].append("-" + p + " " + s)
-    colours = _ranks({node: tuple(sorted(edges)) for node, edges in fixed.items()})
+                outgoing[s].add((p, o))
+        elif o[0] == "_":
+            incoming[o].add((s, p))
+    nodes = set(outgoing).union(incoming, *((s, o) for s, _, o in links))
+    colours = _ranks({
+        n: (tuple(sorted(outgoing.get(n, ()))), tuple(sorted(incoming.get(n, ()))))
+        for n in nodes
+    })
     classes = len(set(colours.values()))
-    for _ in range(len(fixed)):
-        if classes == len(colours) or not linked:
+    for _ in range(len(nodes)):
+        if classes == len(nodes) or not links:
             break
+        neighbours: defaultdict[str, list[tuple[str, int]]] = defaultdict(list)
+        for s, p, o in links:
+            neighbours[s].append(("+" + p, colours[o]))
+            neighbours[o].append(("-" + p, colours[s]))
         colours = _ranks({
-            node: (colour, tuple(sorted((d, colours[other]) for d, other in linked.get(node, ()))))
-            for node, colour in colours.items()
+            n: (colour, tuple(sorted(neighbours.get(n, ())))) for n, colour in colours.items()
         })
         previous, classes = classes, len(set(colours.values()))
         if classes == previous:
@@ -159,17 +173,17 @@ def content_hash(nquads: str) -> str:
 
     Equal for isomorphic graphs whatever their blank-node labels, line order, duplicate lines
     and literal escaping; different when a triple differs (up to the caveat on
-    refinement-equivalent blank nodes in the module docstring). ValueError for text that is
-    not N-Triples/N-Quads.
+    refinement-equivalent blank nodes in the module docstring). ValueError for text that
+    cannot be parsed.
     """
-    triples = parse_triples(nquads)
-    colours = blank_node_colours(triples)
-    if colours:
-        names = {node: f"_:c{colour}" for node, colour in colours.items()}
-        lines = [
-            f"{names.get(s, s)} {p} {names.get(o, o)} .\n" for s, p, o in triples
-        ]
+    triples = _triples(nquads)
+    names = {node: f"_:c{colour}" for node, colour in blank_node_colours(triples).items()}
+    if names:
+        get = names.get
+        rows = sorted([(get(s, s), p, get(o, o)) for s, p, o in triples])
     else:
-        lines = [f"{s} {p} {o} .\n" for s, p, o in triples]
-    lines.sort()
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
+        rows = sorted(triples)
+    # Duplicates are adjacent once sorted; comparing neighbours is cheaper than hashing rows.
+    unique = [row for row, _ in groupby(rows)]
+    # One triple per line, terms separated by spaces: unambiguous, as terms hold neither raw.
+    return hashlib.sha256("\n".join(map(" ".join, unique)).encode()).hexdigest()

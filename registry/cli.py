@@ -5,6 +5,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -16,7 +17,7 @@ from registry.errors import RegistryError
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except Exception as exc:  # pydantic's message names the setting

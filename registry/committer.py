@@ -19,7 +19,7 @@ _MAX_GROUP = 256
 
 
 class Committer:
-    def __init__(self, store: Store, after_commit: Callable[[], None] = lambda: None,
+    def __init__(self, store: Store, after_commit: Callable[[], object] = lambda: None,
                  window_ms: float = 0.0) -> None:
         self.store = store
         self.after_commit = after_commit

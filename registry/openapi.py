@@ -34,7 +34,7 @@ def _json_ok(description: str, ref: str | None = None) -> dict[str, Any]:
 
 
 def openapi(base_uri: str) -> dict[str, Any]:
-    write = {"security": [{"apiKey": []}]}
+    write: dict[str, Any] = {"security": [{"apiKey": []}]}
     if_match = {"name": "If-Match", "in": "header", "schema": {"type": "string"}}
     fmt = {"name": "format", "in": "query", "schema": {
         "type": "string", "enum": ["jsonld", "turtle", "ntriples", "nquads", "html"]}}

@@ -64,7 +64,9 @@ def _embed_value(value: Any, blanks: dict[str, Any], path: set[str]) -> Any:
 @lru_cache(maxsize=4096)
 def _turtle(ntriples: str) -> bytes:
     triples = ox.parse(ntriples.encode(), format=ox.RdfFormat.N_TRIPLES)
-    return ox.serialize(triples, format=ox.RdfFormat.TURTLE, prefixes=PREFIXES)
+    out = ox.serialize(triples, format=ox.RdfFormat.TURTLE, prefixes=PREFIXES)
+    assert out is not None  # with no output argument, serialize returns the bytes
+    return out
 
 
 def to_nquads(ntriples: str, graph: str) -> str:

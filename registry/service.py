@@ -115,21 +115,36 @@ class Registry:
         rdf_format = ox.RdfFormat.TURTLE if fmt == "turtle" else ox.RdfFormat.N_TRIPLES
         try:
             triples = ox.parse(raw, format=rdf_format)
-            nt = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES).decode()
+            out = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES)
+            assert out is not None
+            nt = out.decode()
         except SyntaxError as exc:
             raise ValidationFailed(f"The {fmt} body does not parse.", [
                 Problem("malformed-rdf", Severity.ERROR, "", str(exc)).as_dict()]) from None
         return rdf.from_rdf(nt, CTDL_CONTEXT)
 
     def check(self, document: Document) -> list[Problem]:
-        """Every problem with the document: the parser's and the validator's."""
+        """Every problem with the document: the parser's, the validator's, and whether it converts
+        to RDF at all (the same checks for a dry run and for a write)."""
+        return self._examine(document)[0]
+
+    def _examine(self, document: Document) -> tuple[list[Problem], str | None]:
+        """The problems, and the graph's N-Triples when there is no error."""
         if document.has_errors:
-            return document.problems
-        return document.problems + validate(document, max_nodes=self.settings.max_nodes,
-                                            max_depth=self.settings.max_depth)
+            return document.problems, None
+        problems = document.problems + validate(document, max_nodes=self.settings.max_nodes,
+                                                max_depth=self.settings.max_depth)
+        if any(p.severity is Severity.ERROR for p in problems) or not document.nodes:
+            return problems, None
+        try:
+            return problems, rdf.to_nquads(document.envelope)
+        except Exception as exc:  # noqa: BLE001 - PyLD (the fallback) raises many kinds on bad JSON-LD
+            return problems + [Problem("invalid-json-ld", Severity.ERROR, "",
+                                       f"The document is not valid JSON-LD: {exc}")], None
 
     def validate_report(self, raw: bytes, media_type: str = "application/ld+json"
                         ) -> dict[str, Any]:
+        """The dry run: what `prepare` would say, nothing stored."""
         try:
             document = self.read_document(raw, media_type)
         except ValidationFailed as exc:
@@ -145,10 +160,10 @@ class Registry:
     def prepare(self, raw: bytes, media_type: str = "application/ld+json") -> Prepared:
         """Parse, validate and convert; raise ValidationFailed listing every problem."""
         document = self.read_document(raw, media_type)
-        problems = self.check(document)
+        problems, ntriples = self._examine(document)
         if any(p.severity is Severity.ERROR for p in problems):
             raise ValidationFailed(_summary(problems), report(problems, document.ctid)["problems"])
-        if document.ctid is None or document.main is None:
+        if document.ctid is None or document.main is None or ntriples is None:
             problem = Problem("empty-graph", Severity.ERROR, "/@graph",
                               "The graph has no main node with a CTID: there is nothing to publish.")
             raise ValidationFailed(problem.message, [problem.as_dict()])
@@ -157,7 +172,6 @@ class Registry:
         first_type = types if isinstance(types, str) else (types or [""])[0]
         owned_by = tuple(sorted({c for c in map(_ctid_of, _as_list(main.get("ceterms:ownedBy")))
                                  if c}))
-        ntriples = rdf.to_nquads(document.envelope)
         return Prepared(document, orjson.dumps(document.envelope), ntriples, content_hash(ntriples),
                         first_type, owned_by, problems, orjson.dumps(resource_view(document.envelope)))
 
