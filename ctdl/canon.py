@@ -25,8 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Iterable
-from itertools import groupby
+from collections.abc import Collection
 from typing import Any
 
 import pyoxigraph as ox
@@ -130,22 +129,22 @@ def _ranks(signatures: dict[str, Any]) -> dict[str, int]:
     return {node: order[sig] for node, sig in signatures.items()}
 
 
-def blank_node_colours(triples: Iterable[Triple]) -> dict[str, int]:
+def blank_node_colours(triples: Collection[Triple]) -> dict[str, int]:
     """A label-independent colour (a small integer) per blank node; see the module docstring.
 
-    Repeated triples do not change the colours: signatures are built from sets of edges.
+    ``triples`` must not repeat a triple (a repeated edge would change a signature).
     """
-    outgoing: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)  # to IRIs, literals
-    incoming: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)  # from IRIs
-    links: set[Triple] = set()  # blank node to blank node
+    outgoing: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)  # to IRIs, literals
+    incoming: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)  # from IRIs
+    links: list[Triple] = []  # blank node to blank node
     for s, p, o in triples:
         if s[0] == "_":
             if o[0] == "_":
-                links.add((s, p, o))
+                links.append((s, p, o))
             else:
-                outgoing[s].add((p, o))
+                outgoing[s].append((p, o))
         elif o[0] == "_":
-            incoming[o].add((s, p))
+            incoming[o].append((s, p))
     nodes = set(outgoing).union(incoming, *((s, o) for s, _, o in links))
     colours = _ranks({
         n: (tuple(sorted(outgoing.get(n, ()))), tuple(sorted(incoming.get(n, ()))))
@@ -176,14 +175,14 @@ def content_hash(nquads: str) -> str:
     refinement-equivalent blank nodes in the module docstring). ValueError for text that
     cannot be parsed.
     """
-    triples = _triples(nquads)
+    triples = set(_triples(nquads))
     names = {node: f"_:c{colour}" for node, colour in blank_node_colours(triples).items()}
     if names:
         get = names.get
+        # Blank nodes that share a colour give equal rows: they are kept, not merged, so
+        # two such twins still differ from one node.
         rows = sorted([(get(s, s), p, get(o, o)) for s, p, o in triples])
     else:
         rows = sorted(triples)
-    # Duplicates are adjacent once sorted; comparing neighbours is cheaper than hashing rows.
-    unique = [row for row, _ in groupby(rows)]
     # One triple per line, terms separated by spaces: unambiguous, as terms hold neither raw.
-    return hashlib.sha256("\n".join(map(" ".join, unique)).encode()).hexdigest()
+    return hashlib.sha256("\n".join(map(" ".join, rows)).encode()).hexdigest()

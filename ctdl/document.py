@@ -105,7 +105,7 @@ def parse(raw: bytes | str | dict[str, Any], *, base_uri: str) -> Document:
                                    "@graph must be a list of node objects."))
             return Document({"@graph": []}, None, None, [], problems)
         nodes = [dict(n) for n in graph]
-        node_pointers = [pointer("@graph", i) for i in range(len(nodes))]
+        node_paths: list[tuple[str | int, ...]] = [("@graph", i) for i in range(len(nodes))]
         graph_id = data.get("@id")
         extra = [k for k in data if k not in ("@context", "@id", "@graph")]
         if extra:
@@ -115,11 +115,12 @@ def parse(raw: bytes | str | dict[str, Any], *, base_uri: str) -> Document:
     else:
         node = {k: v for k, v in data.items() if k != "@context"}
         nodes = [node]
-        node_pointers = [""]
+        node_paths = [()]
         graph_id = None
 
-    for node, ptr in zip(nodes, node_pointers, strict=True):
-        _normalize_node(node, ptr, problems)
+    for node, path in zip(nodes, node_paths, strict=True):
+        _normalize_node(node, path, problems)
+    node_pointers = [pointer(*path) for path in node_paths]
 
     main_index = _main_index(nodes, graph_id)
     ctid = None
@@ -194,31 +195,54 @@ def _compact_term(name: str) -> str:
 _MAX_NESTING = 100  # beyond the validator's depth limit, which reports it; bounds the recursion
 
 
-def _normalize_node(node: dict[str, Any], ptr: str, problems: list[Problem], depth: int = 0) -> None:
-    """Normalize one node in place, recursing into embedded nodes."""
+def _needs_compacting(name: str) -> bool:
+    return "://" in name or name[:1].isspace() or name[-1:].isspace()
+
+
+# Keys already seen to need no normalization: nearly every key of every document is one of a few
+# hundred vocabulary terms, and a set lookup is far cheaper than re-checking each (bounded size).
+_CLEAN_KEYS: set[str] = set()
+_CLEAN_KEYS_MAX = 50_000
+
+
+def _dirty_keys(node: dict[str, Any]) -> list[str]:
+    dirty = [k for k in node if k not in _CLEAN_KEYS]
+    if not dirty:
+        return dirty
+    out = []
+    for k in dirty:
+        if _needs_compacting(k):
+            out.append(k)
+        elif len(_CLEAN_KEYS) < _CLEAN_KEYS_MAX:
+            _CLEAN_KEYS.add(k)
+    return out
+
+
+def _normalize_node(node: dict[str, Any], path: tuple[str | int, ...], problems: list[Problem],
+                    depth: int = 0) -> None:
+    """Normalize one node in place, recursing into embedded nodes. `path` locates the node in the
+    document as received (pointers are built only when there is something to report)."""
     if depth > _MAX_NESTING:
         return
-    renamed = [k for k in node if _compact_term(k) != k]
-    for key in renamed:
+    for key in _dirty_keys(node):
         new = _compact_term(key)
-        if new in node:
+        if new == key or new in node:
             continue  # both forms present: leave it for the validator to report
         node[new] = node.pop(key)
-        problems.append(_info("term-normalized", pointer(*_split(ptr), key),
+        problems.append(_info("term-normalized", pointer(*path, key),
                               f"Property {key!r} was read as {new!r}.", property=new))
     types = node.get("@type")
     if isinstance(types, str):
-        new_type = _TYPE_ALIASES.get(_compact_term(types), _compact_term(types))
+        new_type = _type_name(types)
         if new_type != types:
             node["@type"] = new_type
-            problems.append(_info("type-normalized", ptr + "/@type",
+            problems.append(_info("type-normalized", pointer(*path, "@type"),
                                   f"Type {types!r} was read as {new_type!r}."))
     elif isinstance(types, list):
-        fixed = [_TYPE_ALIASES.get(_compact_term(t), _compact_term(t)) if isinstance(t, str) else t
-                 for t in types]
+        fixed = [_type_name(t) if isinstance(t, str) else t for t in types]
         if fixed != types:
             node["@type"] = fixed
-            problems.append(_info("type-normalized", ptr + "/@type",
+            problems.append(_info("type-normalized", pointer(*path, "@type"),
                                   f"Types {types!r} were read as {fixed!r}."))
     value = node.get(CTID_PROP)
     if isinstance(value, dict) and isinstance(value.get("@value"), str) and len(value) == 1:
@@ -227,27 +251,33 @@ def _normalize_node(node: dict[str, Any], ptr: str, problems: list[Problem], dep
         canonical = ctids.normalize(value.strip())
         if canonical is not None and canonical != value:
             node[CTID_PROP] = canonical
-            problems.append(_info("ctid-normalized", ptr + "/ceterms:ctid",
+            problems.append(_info("ctid-normalized", pointer(*path, CTID_PROP),
                                   f"CTID {value!r} was read as {canonical!r}.",
                                   property=CTID_PROP))
     for key, val in node.items():
-        if key.startswith("@") and key != "@graph":
-            continue
-        items = val if isinstance(val, list) else [val]
-        for i, item in enumerate(items):
-            if isinstance(item, dict) and "@value" not in item and _is_node(item):
-                sub = pointer(*_split(ptr), key, i) if isinstance(val, list) else \
-                    pointer(*_split(ptr), key)
-                _normalize_node(item, sub, problems, depth + 1)
+        if isinstance(val, dict):
+            if _is_node(val):
+                _normalize_node(val, (*path, key), problems, depth + 1)
+        elif isinstance(val, list):
+            for i, item in enumerate(val):
+                if isinstance(item, dict) and _is_node(item):
+                    _normalize_node(item, (*path, key, i), problems, depth + 1)
+
+
+def _type_name(name: str) -> str:
+    if name in _TYPE_ALIASES:
+        return _TYPE_ALIASES[name]
+    if not _needs_compacting(name):
+        return name
+    compact = _compact_term(name)
+    return _TYPE_ALIASES.get(compact, compact)
 
 
 def _is_node(obj: dict[str, Any]) -> bool:
-    """A nested object is a node (not a language map) when it has @type, @id or a term key."""
-    return any(k.startswith("@") or ":" in k for k in obj) and "@language" not in obj
-
-
-def _split(ptr: str) -> list[str]:
-    return [p.replace("~1", "/").replace("~0", "~") for p in ptr.split("/")[1:]] if ptr else []
+    """A nested object is a node (not a language map or value) when it has a keyword or term key."""
+    if "@value" in obj or "@language" in obj:
+        return False
+    return any(k[:1] == "@" or ":" in k for k in obj)
 
 
 def _main_index(nodes: list[dict[str, Any]], graph_id: Any) -> int | None:

@@ -565,7 +565,8 @@ def _literal_value(table: TermTable, lit: ox.Literal, key: _Key) -> Any:
     base = key.kind & 7
     coerced = key.datatype if base == _TYPED else None
     if datatype == XSD_STRING:
-        return lexical if base in (_PLAIN, _LANG) else {"@value": lexical}
+        plain = base in (_PLAIN, _LANG) or coerced == XSD_STRING
+        return lexical if plain else {"@value": lexical}
     native = _native(lexical, datatype, coerced)
     if native is not _ABSENT:
         return native

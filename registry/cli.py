@@ -101,7 +101,7 @@ def validate(files: tuple[Path, ...]) -> None:
     """Validate graph documents; print one JSON report per file; exit 1 if any has errors."""
     from ctdl.document import parse
     from ctdl.validate import validate as check
-    from registry.service import report
+    from registry.preparer import report
 
     settings = _settings()
     failed = False

@@ -2,19 +2,18 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from itertools import chain, islice
 from typing import Any
 
-import orjson
-
 from ctdl import ctid as ctids
-from ctdl import rdf
-from ctdl.canon import content_hash
-from ctdl.document import CTDL_CONTEXT, Document, parse
+from ctdl.document import Document
 from ctdl.problems import Problem, Severity
-from ctdl.validate import validate
 from registry import auth
 from registry.committer import Committer
 from registry.config import Settings
@@ -26,37 +25,18 @@ from registry.errors import (
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
-    UnsupportedMediaType,
     ValidationFailed,
 )
+from registry.preparer import Prepared, Preparer, init_worker, prepare_in_worker, report
 from registry.projections import Projection, Projector
-from registry.representations import resource_view
 from registry.store import Batch, Change, Record, Store, Version, open_store
 from registry.store.sql import now
 
-JSONLD_TYPES = ("application/ld+json", "application/json")
-RDF_INPUT_TYPES = {"text/turtle": "turtle", "application/n-triples": "ntriples"}
+__all__ = ["Outcome", "Prepared", "Registry", "report"]
+
 ORGANIZATION_TYPES = frozenset({"ceterms:CredentialOrganization", "ceterms:Organization",
                                 "ceterms:QACredentialOrganization"})
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A parsed, validated graph ready to store; built outside the write transaction."""
-
-    document: Document
-    body: bytes
-    ntriples: str
-    etag: str
-    type: str
-    owned_by: tuple[str, ...]
-    problems: list[Problem]
-    resource: bytes
-
-    @property
-    def ctid(self) -> str:
-        assert self.document.ctid is not None
-        return self.document.ctid
+_CHUNK = 256  # graphs per task sent to a worker process during bulk imports
 
 
 @dataclass(slots=True)
@@ -66,18 +46,11 @@ class Outcome:
     problems: list[Problem] = field(default_factory=list)
 
 
-def report(problems: list[Problem], ctid: str | None) -> dict[str, Any]:
-    """The validation report shape shared by `credreg validate`, POST /validate and 422 bodies."""
-    errors = sum(p.severity is Severity.ERROR for p in problems)
-    warnings = sum(p.severity is Severity.WARNING for p in problems)
-    return {"valid": errors == 0, "ctid": ctid, "errors": errors, "warnings": warnings,
-            "problems": [p.as_dict() for p in problems]}
-
-
 class Registry:
     def __init__(self, settings: Settings, store: Store | None = None,
                  projections: list[Projection] | None = None) -> None:
         self.settings = settings
+        self.preparer = Preparer(settings)
         self.store = store or open_store(settings.store_url, durable=settings.durable)
         if settings.auto_migrate:
             self.store.upgrade()
@@ -97,83 +70,18 @@ class Registry:
                 close()
         self.store.close()
 
-    # --- reading input -------------------------------------------------------------------------
+    # --- reading input (see registry/preparer.py) -----------------------------------------------
     def read_document(self, raw: bytes, media_type: str = "application/ld+json") -> Document:
-        """Parse a body in any accepted serialization into a normalized CTDL document."""
-        media_type = media_type.split(";")[0].strip().lower() or "application/ld+json"
-        if media_type in JSONLD_TYPES:
-            return parse(raw, base_uri=self.settings.base_uri)
-        if media_type in RDF_INPUT_TYPES:
-            return parse(self._from_rdf(raw, RDF_INPUT_TYPES[media_type]),
-                         base_uri=self.settings.base_uri)
-        raise UnsupportedMediaType(
-            f"Send application/ld+json, text/turtle or application/n-triples, not {media_type}.")
-
-    def _from_rdf(self, raw: bytes, fmt: str) -> dict[str, Any]:
-        import pyoxigraph as ox
-
-        rdf_format = ox.RdfFormat.TURTLE if fmt == "turtle" else ox.RdfFormat.N_TRIPLES
-        try:
-            triples = ox.parse(raw, format=rdf_format)
-            out = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES)
-            assert out is not None
-            nt = out.decode()
-        except SyntaxError as exc:
-            raise ValidationFailed(f"The {fmt} body does not parse.", [
-                Problem("malformed-rdf", Severity.ERROR, "", str(exc)).as_dict()]) from None
-        return rdf.from_rdf(nt, CTDL_CONTEXT)
+        return self.preparer.read_document(raw, media_type)
 
     def check(self, document: Document) -> list[Problem]:
-        """Every problem with the document: the parser's, the validator's, and whether it converts
-        to RDF at all (the same checks for a dry run and for a write)."""
-        return self._examine(document)[0]
+        return self.preparer.check(document)
 
-    def _examine(self, document: Document) -> tuple[list[Problem], str | None]:
-        """The problems, and the graph's N-Triples when there is no error."""
-        if document.has_errors:
-            return document.problems, None
-        problems = document.problems + validate(document, max_nodes=self.settings.max_nodes,
-                                                max_depth=self.settings.max_depth)
-        if any(p.severity is Severity.ERROR for p in problems) or not document.nodes:
-            return problems, None
-        try:
-            return problems, rdf.to_nquads(document.envelope)
-        except Exception as exc:  # noqa: BLE001 - PyLD (the fallback) raises many kinds on bad JSON-LD
-            return problems + [Problem("invalid-json-ld", Severity.ERROR, "",
-                                       f"The document is not valid JSON-LD: {exc}")], None
-
-    def validate_report(self, raw: bytes, media_type: str = "application/ld+json"
-                        ) -> dict[str, Any]:
-        """The dry run: what `prepare` would say, nothing stored."""
-        try:
-            document = self.read_document(raw, media_type)
-        except ValidationFailed as exc:
-            return {"valid": False, "ctid": None, "errors": 1, "warnings": 0,
-                    "problems": exc.extra["problems"]}
-        problems = self.check(document)
-        if not document.nodes and not problems:
-            problems = [Problem("empty-graph", Severity.INFO, "/@graph",
-                                "The graph has no nodes: it is valid but there is nothing to "
-                                "publish.")]
-        return report(problems, document.ctid)
+    def validate_report(self, raw: bytes, media_type: str = "application/ld+json") -> dict[str, Any]:
+        return self.preparer.validate_report(raw, media_type)
 
     def prepare(self, raw: bytes, media_type: str = "application/ld+json") -> Prepared:
-        """Parse, validate and convert; raise ValidationFailed listing every problem."""
-        document = self.read_document(raw, media_type)
-        problems, ntriples = self._examine(document)
-        if any(p.severity is Severity.ERROR for p in problems):
-            raise ValidationFailed(_summary(problems), report(problems, document.ctid)["problems"])
-        if document.ctid is None or document.main is None or ntriples is None:
-            problem = Problem("empty-graph", Severity.ERROR, "/@graph",
-                              "The graph has no main node with a CTID: there is nothing to publish.")
-            raise ValidationFailed(problem.message, [problem.as_dict()])
-        main = document.main
-        types = main.get("@type")
-        first_type = types if isinstance(types, str) else (types or [""])[0]
-        owned_by = tuple(sorted({c for c in map(_ctid_of, _as_list(main.get("ceterms:ownedBy")))
-                                 if c}))
-        return Prepared(document, orjson.dumps(document.envelope), ntriples, content_hash(ntriples),
-                        first_type, owned_by, problems, orjson.dumps(resource_view(document.envelope)))
+        return self.preparer.prepare(raw, media_type)
 
     # --- writing -------------------------------------------------------------------------------
     def publish(self, prepared: Prepared, principal: auth.Principal | None, *,
@@ -275,27 +183,29 @@ class Registry:
 
     def import_many(self, items: Iterable[tuple[str, bytes]],
                     on_result: Callable[[str, str, list[Problem] | None], None],
-                    batch_size: int = 500) -> dict[str, int]:
-        """Bulk import (`credreg import`): prepare each item, write in transactions of
-        `batch_size`, skip unchanged graphs. Each item is all-or-nothing; a rejected item is
-        reported through `on_result(source, "rejected", problems)` and the import goes on."""
+                    batch_size: int = 500, workers: int | None = None) -> dict[str, int]:
+        """Bulk import (`credreg import`): prepare each item (in worker processes when there are
+        many), write in transactions of `batch_size`, skip unchanged graphs. Each item is
+        all-or-nothing; a rejected item is reported through `on_result(source, "rejected",
+        problems)` and the import goes on."""
         counts = {"imported": 0, "unchanged": 0, "rejected": 0}
         pending: list[tuple[str, Prepared]] = []
 
         def flush() -> None:
             known = self.store.etags([p.ctid for _, p in pending])
-            todo = [(s, p) for s, p in pending if known.get(p.ctid) != p.etag]
-            for source, _ in [(s, p) for s, p in pending if known.get(p.ctid) == p.etag]:
-                counts["unchanged"] += 1
-                on_result(source, "unchanged", None)
-            futures = [(source, self.submit_publish(p, None, mode="import")) for source, p in todo]
+            futures = []
+            for source, prepared in pending:
+                if known.get(prepared.ctid) == prepared.etag:
+                    counts["unchanged"] += 1
+                    on_result(source, "unchanged", None)
+                else:
+                    futures.append((source, self.submit_publish(prepared, None, mode="import")))
             for source, future in futures:
                 try:
                     status = future.result().status
                 except Exception as exc:  # noqa: BLE001 - reported per item, import goes on
                     counts["rejected"] += 1
-                    on_result(source, "rejected", [Problem("store-error", Severity.ERROR, "",
-                                                           str(exc))])
+                    on_result(source, "rejected", [Problem("store-error", Severity.ERROR, "", str(exc))])
                     continue
                 key = "unchanged" if status == "unchanged" else "imported"
                 counts[key] += 1
@@ -304,18 +214,48 @@ class Registry:
 
         gc.freeze()  # bulk work builds many objects; cyclic GC passes over them cost ~3x
         try:
-            for source, raw in items:
-                try:
-                    pending.append((source, self.prepare(raw)))
-                except ValidationFailed as exc:
+            for source, result in self._prepared(items, workers):
+                if isinstance(result, Prepared):
+                    pending.append((source, result))
+                else:
                     counts["rejected"] += 1
-                    on_result(source, "rejected", [_problem(p) for p in exc.extra["problems"]])
+                    on_result(source, "rejected", [_problem(p) for p in result])
                 if len(pending) >= batch_size:
                     flush()
             flush()
         finally:
             gc.unfreeze()
         return counts
+
+    def _prepared(self, items: Iterable[tuple[str, bytes]], workers: int | None
+                  ) -> Iterator[tuple[str, Prepared | list[dict[str, str]]]]:
+        """Prepared items in input order. Past the first chunk, worker processes prepare chunks
+        ahead while this process writes (spawned, not forked: this process has threads)."""
+        it = iter(items)
+        workers = workers if workers is not None else (os.cpu_count() or 1)
+        first = list(islice(it, _CHUNK)) if workers > 1 else []
+        if workers <= 1 or len(first) < _CHUNK:  # few items: not worth starting processes
+            for source, raw in chain(first, it):
+                yield source, self._prepare_or_problems(raw)
+            return
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker,
+                                 initargs=(self.settings,)) as pool:
+            ahead: deque[tuple[list[str], Future[list[Prepared | list[dict[str, str]]]]]] = deque()
+            for chunk in chain([first], iter(lambda: list(islice(it, _CHUNK)), [])):
+                ahead.append(([s for s, _ in chunk], pool.submit(prepare_in_worker, [r for _, r in chunk])))
+                while len(ahead) > workers * 2:
+                    sources, future = ahead.popleft()
+                    yield from zip(sources, future.result(), strict=True)
+            while ahead:
+                sources, future = ahead.popleft()
+                yield from zip(sources, future.result(), strict=True)
+
+    def _prepare_or_problems(self, raw: bytes) -> Prepared | list[dict[str, str]]:
+        try:
+            return self.prepare(raw)
+        except ValidationFailed as exc:
+            return list(exc.extra["problems"])
 
     # --- reading -------------------------------------------------------------------------------
     def get(self, ctid: str) -> Record:
@@ -362,29 +302,7 @@ def _etag_matches(header: str, etag: str) -> bool:
 
 
 def _with_seq(record: Record, seq: int) -> Record:
-    from dataclasses import replace
-
     return replace(record, seq=seq)
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [] if value is None else [value]
-
-
-def _ctid_of(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("@id") or value.get("ceterms:ctid")
-    if not isinstance(value, str):
-        return None
-    return ctids.normalize(value) or ctids.from_uri(value)
-
-
-def _summary(problems: list[Problem]) -> str:
-    errors = [p for p in problems if p.severity is Severity.ERROR]
-    first = errors[0].message if errors else ""
-    more = f" ({len(errors) - 1} more error{'s' if len(errors) > 2 else ''} listed)" \
-        if len(errors) > 1 else ""
-    return f"{first}{more}"
 
 
 def _problem(d: dict[str, str]) -> Problem:

@@ -60,25 +60,41 @@ def test_import_of_real_samples(tmp_path: Path, settings) -> None:  # type: igno
 
 def test_interrupted_import_leaves_no_half_written_record(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
     registry = Registry(settings)
-    docs = [graph() for _ in range(5)]
+    docs = [graph() for _ in range(300)]
 
     def items():  # type: ignore[no-untyped-def]
         for i, d in enumerate(docs):
-            if i == 3:
+            if i == 250:
                 raise KeyboardInterrupt
             yield f"item{i}", orjson.dumps(d)
 
     try:
         try:
-            registry.import_many(items(), lambda *a: None, batch_size=2)
+            registry.import_many(items(), lambda *a: None, batch_size=100, workers=1)
         except KeyboardInterrupt:
             pass
-        # the first batch of two committed; the third was pending and is not in the store at all
+        # two batches of 100 committed; the half-gathered third one left nothing behind
         stored = {r.ctid for r in registry.store.iter_current()}
-        assert stored == {d["@graph"][0]["ceterms:ctid"] for d in docs[:2]}
+        assert stored == {d["@graph"][0]["ceterms:ctid"] for d in docs[:200]}
         for ctid in stored:
             assert len(registry.store.versions(ctid)) == 1
-        assert registry.store.last_seq() == 2
+        assert registry.store.last_seq() == 200
+    finally:
+        registry.close()
+
+
+def test_worker_processes_prepare_in_order(settings) -> None:  # type: ignore[no-untyped-def]
+    registry = Registry(settings)
+    docs = [graph() for _ in range(700)]
+    docs[450]["@graph"][0]["@type"] = "ceterms:Nope"
+    seen: list[tuple[str, str]] = []
+    try:
+        counts = registry.import_many(((f"item{i}", orjson.dumps(d)) for i, d in enumerate(docs)),
+                                      lambda source, status, problems: seen.append((source, status)),
+                                      workers=2)
+        assert counts == {"imported": 699, "unchanged": 0, "rejected": 1}
+        assert ("item450", "rejected") in seen and len(seen) == 700
+        assert registry.store.count() == 699
     finally:
         registry.close()
 
