@@ -14,7 +14,9 @@ so :func:`to_nquads` returns the union of the document's triples, whatever graph
 have placed them in: in the default graph, or all in the graph ``graph`` when it is given.
 
 Relative IRIs: PyLD resolves them against its placeholder base ``http://example.org/base/``;
-such documents take the PyLD path and get exactly that. Normalize them before publishing.
+such documents take the PyLD path and get exactly that. Likewise IRIs or language tags that
+PyLD keeps but N-Triples forbids (``{``, ``|``, ``en_US``) come out as PyLD writes them.
+Normalize or refuse such documents before publishing.
 
 :func:`from_rdf` goes the other way, to a compact envelope whose ``to_nquads`` is isomorphic
 to the input.
@@ -28,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import count
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyoxigraph as ox
 from pyld import jsonld
@@ -69,6 +71,8 @@ _ESCAPES.update({0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r"
 _CACHE_LIMIT = 100_000  # entries per expansion cache before it is cleared
 _LANG_TAGS: dict[str, str] = {}  # language map key -> "@tag" (validated, lower-cased)
 _ABSENT: Any = object()
+_ENVELOPE_KEYS = frozenset({"@context", "@id", "@graph"})
+_VALUE_KEYS = frozenset({"@value", "@type", "@language"})
 
 _Prop = tuple[str, int, str | None, str]  # " <predicate> ", kind, datatype, "^^<datatype>"
 
@@ -107,9 +111,7 @@ def _native_literal(value: Any, datatype: str | None) -> str:
     """A JSON boolean or number as PyLD turns it into a literal (same branches, same order)."""
     if value is True or value is False:
         return _literal("true" if value else "false", datatype or XSD_BOOLEAN)
-    if type(value) is float:
-        if not math.isfinite(value):
-            raise _Fallback("non-finite number")
+    if type(value) is float and math.isfinite(value):
         if not value.is_integer() or datatype == XSD_DOUBLE or abs(value) >= 1e21:
             return _literal(canonical_double(value), datatype or XSD_DOUBLE)
         return _literal(str(int(value)), datatype or XSD_INTEGER)
@@ -125,9 +127,7 @@ def _lang_tag(lang: str) -> str:
     if tag is None:
         if not isinstance(lang, str) or not _LANG_OK(lang):  # also refuses "@none"
             raise _Fallback("unusual language tag")
-        if len(_LANG_TAGS) >= 10_000:
-            _LANG_TAGS.clear()
-        tag = _LANG_TAGS[lang] = "@" + lang.lower()
+        tag = _remember(_LANG_TAGS, lang, "@" + lang.lower())
     return tag
 
 
@@ -184,7 +184,7 @@ def _compiled_for(context: Any) -> _Compiled:
 
 
 def _remember(cache: dict[str, str], key: str, value: str) -> str:
-    if len(cache) >= _CACHE_LIMIT:  # bounded: resource IRIs are mostly seen once
+    if len(cache) >= _CACHE_LIMIT:  # bounded: most resource IRIs are seen once
         cache.clear()
     cache[key] = value
     return value
@@ -261,9 +261,8 @@ def _fast(doc: Any, tail: str) -> list[str]:
         return "<" + (vocab_get(value) or _expand_vocab(comp, value)) + ">"
 
     def value_object(v: dict[str, Any]) -> str | None:
-        for k in v:
-            if k != "@value" and k != "@type" and k != "@language":
-                raise _Fallback(f"value object key {k!r}")
+        if not _VALUE_KEYS.issuperset(v):
+            raise _Fallback("value object with other keys than @value, @type, @language")
         val = v["@value"]
         typ = v.get("@type", _ABSENT)
         lang = v.get("@language", _ABSENT)
@@ -390,7 +389,15 @@ def _fast(doc: Any, tail: str) -> list[str]:
         return subject
 
     if "@graph" in doc:
-        _envelope_check(comp, doc)
+        # Only a plain envelope is flattened here: with more keys it is itself a node.
+        if not _ENVELOPE_KEYS.issuperset(doc) or doc["@graph"] is None:
+            raise _Fallback("envelope with other keys than @context, @id, @graph")
+        gid = doc.get("@id", _ABSENT)
+        # JSON-LD drops a graph whose name is relative: PyLD decides those.
+        if gid is not _ABSENT and (type(gid) is not str or gid.startswith("_:")):
+            raise _Fallback("unusual graph name")
+        if gid is not _ABSENT:
+            _expand_id(comp, gid)
         graph = doc["@graph"]
         for item in graph if type(graph) is list else (graph,):
             if type(item) is not dict or "@value" in item or "@list" in item or "@set" in item:
@@ -401,23 +408,6 @@ def _fast(doc: Any, tail: str) -> list[str]:
             raise _Fallback("top-level value")
         node(doc, True)
     return out
-
-
-_ENVELOPE_KEYS = frozenset({"@context", "@id", "@graph"})
-
-
-def _envelope_check(comp: _Compiled, doc: dict[str, Any]) -> None:
-    """Only a plain envelope is flattened here: with more keys the envelope is itself a node."""
-    if not _ENVELOPE_KEYS.issuperset(doc):
-        raise _Fallback("envelope with other keys than @context, @id, @graph")
-    gid = doc.get("@id", _ABSENT)
-    if gid is not _ABSENT:
-        # JSON-LD drops a named graph whose name is relative; PyLD decides those.
-        if type(gid) is not str or gid.startswith("_:"):
-            raise _Fallback("unusual graph name")
-        _expand_id(comp, gid)
-    if doc["@graph"] is None:
-        raise _Fallback("@graph null")
 
 
 # --- JSON-LD -> N-Triples, PyLD path and public functions ------------------------------------
@@ -438,7 +428,7 @@ def _unwrap(error: Exception) -> Exception:
 
 def _pyld_term(term: dict[str, Any]) -> str:
     if term["type"] == "IRI":
-        return "<" + term["value"] + ">"
+        return "<" + str(term["value"]) + ">"
     if term["type"] == "blank node":
         return str(term["value"])
     datatype = term.get("datatype")
@@ -496,8 +486,7 @@ def to_expanded(doc: dict[str, Any]) -> list[Any]:
 
 # --- RDF -> compact JSON-LD -------------------------------------------------------------------
 
-@dataclass(slots=True, frozen=True)
-class _Key:
+class _Key(NamedTuple):
     """How the objects of one predicate are written: the key and its term's value kind."""
 
     name: str
@@ -576,16 +565,10 @@ def _literal_value(table: TermTable, lit: ox.Literal, key: _Key) -> Any:
 
 
 def _bcp47_case(tag: str) -> str:
-    """Conventional casing (``en-US``, ``zh-Hant``); JSON-LD lower-cases tags, so it is cosmetic."""
-    parts = tag.lower().split("-")
-    singleton = len(parts[0]) == 1
-    for i in range(1, len(parts)):
-        singleton = singleton or len(parts[i]) == 1  # after x-, u-... all stays lower case
-        if not singleton and len(parts[i]) == 2:
-            parts[i] = parts[i].upper()
-        elif not singleton and len(parts[i]) == 4:
-            parts[i] = parts[i].title()
-    return "-".join(parts)
+    """Conventional casing (``en-US``, ``zh-Hant``); tags are case-insensitive, so cosmetic."""
+    first, *rest = tag.lower().split("-")
+    cased = (p.upper() if len(p) == 2 else p.title() if len(p) == 4 else p for p in rest)
+    return "-".join([first, *cased])
 
 
 def _encode_objects(table: TermTable, key: _Key, objects: list[Any],
@@ -611,24 +594,13 @@ def _encode_objects(table: TermTable, key: _Key, objects: list[Any],
 
 
 def _shadowed_prefixes(table: TermTable, quads: list[ox.Quad]) -> list[str]:
-    """Prefixes of the context that are also the scheme of an IRI in the data.
-
-    Such an IRI (``credentialStat:Active`` meant literally) cannot be written while the
-    prefix is defined, so the envelope's context nulls those prefixes.
-    """
-    iris: set[str] = set()
-    for quad in quads:
-        for term in (quad.subject, quad.predicate, quad.object):
-            if isinstance(term, ox.NamedNode):
-                iris.add(term.value)
-            elif isinstance(term, ox.Literal):
-                iris.add(term.datatype.value)
-    found = set()
-    for iri in iris:
-        scheme, _, rest = iri.partition(":")
-        if scheme in table.prefixes and not rest.startswith("//"):
-            found.add(scheme)
-    return sorted(found)
+    """Prefixes of the context that are also the scheme of an IRI in the data: such an IRI
+    (``credentialStat:Active`` meant literally) cannot be written while the prefix is defined."""
+    terms = [t for q in quads for t in (q.subject, q.predicate, q.object)]
+    iris = {t.value for t in terms if isinstance(t, ox.NamedNode)}
+    iris.update(t.datatype.value for t in terms if isinstance(t, ox.Literal))
+    split = (iri.partition(":") for iri in iris)
+    return sorted({s for s, _, rest in split if s in table.prefixes and not rest.startswith("//")})
 
 
 def from_rdf(nquads: str, context_url: str | Sequence[str] = CTDL,
@@ -645,7 +617,10 @@ def from_rdf(nquads: str, context_url: str | Sequence[str] = CTDL,
     ValueError for input that is not N-Triples/N-Quads, for RDF-star, and for an IRI that
     JSON-LD cannot carry at all (e.g. one containing a no-break space).
     """
-    quads = list(ox.parse(nquads, format=ox.RdfFormat.N_QUADS))
+    try:
+        quads = list(ox.parse(nquads, format=ox.RdfFormat.N_QUADS))
+    except SyntaxError as e:
+        raise ValueError(f"not N-Triples/N-Quads: {e}") from e
     table = term_table(context_url)
     shadowed = _shadowed_prefixes(table, quads)
     if shadowed:

@@ -4,12 +4,13 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from ctdl.ctid import from_uri
 from registry.store import Record, Version
 
 _STYLE = """body{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
 color:#1d2433}h1{font-size:1.6rem;margin-bottom:.2rem}.meta{color:#5b6577}table{border-collapse:
 collapse;width:100%}th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;border-bottom:
-1px solid #e3e6ec}th{width:16rem;font-weight:600;color:#39414f}td table{margin:0}a{color:#1357c7}
+1px solid #e3e6ec}th{width:16rem;font-weight:600;color:#39414f}td{overflow-wrap:anywhere}td table{margin:0}a{color:#1357c7}
 code{font-size:.9em}nav a{margin-right:1rem}"""
 
 
@@ -47,7 +48,10 @@ def _value(value: Any, depth: int = 0) -> str:
         return f"<table>{rows}</table>"
     text = "" if value is None else str(value)
     if text.startswith(("http://", "https://")):
-        return f"<a href='{escape(text)}'>{escape(text)}</a>"
+        # a record's URI may belong to another registry; the copy here is at /resources/{ctid}
+        ctid = from_uri(text) if "/resources/" in text else None
+        href = f"/resources/{ctid}" if ctid else text
+        return f"<a href='{escape(href)}'>{escape(text)}</a>"
     return escape(text)
 
 
