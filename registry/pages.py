@@ -10,7 +10,8 @@ from registry.store import Record, Version
 _STYLE = """body{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
 color:#1d2433}h1{font-size:1.6rem;margin-bottom:.2rem}.meta{color:#5b6577}table{border-collapse:
 collapse;width:100%}th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;border-bottom:
-1px solid #e3e6ec}th{width:16rem;font-weight:600;color:#39414f}td{overflow-wrap:anywhere}td table{margin:0}a{color:#1357c7}
+1px solid #e3e6ec}th{width:16rem;font-weight:600;color:#39414f}td{overflow-wrap:anywhere}td table{margin:0}
+a{color:#1357c7}
 code{font-size:.9em}nav a{margin-right:1rem}"""
 
 
