@@ -165,3 +165,30 @@ def _json(doc: dict) -> bytes:  # type: ignore[type-arg]
     import orjson
 
     return orjson.dumps(doc)
+
+
+def test_an_existing_database_upgrades_in_place(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A data directory from schema 2 (before the stored resource view) upgrades and still serves."""
+    from starlette.testclient import TestClient
+
+    from registry.app import create_app
+
+    assert store.upgrade(target=2) == [1, 2]
+    registry = Registry(Settings(data_dir=tmp_path, base_uri="http://registry.test", durable=False,
+                                 auto_migrate=False), store=store)
+    try:
+        prepared = registry.prepare(_json(graph()))
+        conn = store._conn()  # type: ignore[attr-defined]
+        conn.execute(store.q(  # type: ignore[attr-defined]
+            "INSERT INTO records (record_ctid, version, etag, body, ntriples, type, owners, publisher, "
+            "created, modified, deleted, seq) VALUES (?, 1, ?, ?, ?, ?, '', NULL, ?, ?, 0, 1)"),
+            (prepared.ctid, prepared.etag, prepared.body, prepared.ntriples, prepared.type,
+             "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"))
+        assert store.upgrade() == [3]
+        record = store.get(prepared.ctid)
+        assert record is not None and record.resource == b""
+        client = TestClient(create_app(registry), base_url="http://registry.test")
+        served = client.get(f"/resources/{prepared.ctid}")
+        assert served.status_code == 200 and served.json()["ceterms:ctid"] == prepared.ctid
+    finally:
+        registry.committer.close()

@@ -251,12 +251,13 @@ class SQLStore:
             return 0
         return int(row[0] or 0)
 
-    def upgrade(self) -> list[int]:
-        """Apply pending migrations in order, each in its own transaction; return those applied."""
+    def upgrade(self, target: int | None = None) -> list[int]:
+        """Apply pending migrations in order (up to `target`), each in its own transaction; return
+        those applied."""
         applied: list[int] = []
         current = self.schema_version()
         for number, statements in self.migrations():
-            if number <= current:
+            if number <= current or (target is not None and number > target):
                 continue
             with self._autocommit_write() as conn:
                 for sql in statements:
