@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -300,7 +302,12 @@ def create_app(registry: Registry) -> Starlette:
         Route("/changes", h.changes, methods=["GET"]),
         *extra_routes(registry),
     ]
-    app = Starlette(routes=routes, exception_handlers={
+    # Reads are open to any origin (linked-data and SPARQL clients run in browsers); writes need a
+    # key in a header, so credentials (cookies) are never involved.
+    cors = Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"],
+                      allow_headers=["Accept", "Content-Type", "Authorization", "If-Match", "If-None-Match"],
+                      expose_headers=["ETag", "Link", "Location", "Last-Modified"])
+    app = Starlette(routes=routes, middleware=[cors], exception_handlers={
         RegistryError: _registry_error, HTTPException: _http_error, Exception: _unexpected})
     app.state.registry = registry
     return app

@@ -406,3 +406,11 @@ def test_revoked_key_is_refused(client: TestClient, make_key, registry) -> None:
 
 def test_admin_key_writes_anything(client: TestClient, admin_headers: dict) -> None:  # type: ignore[type-arg]
     assert put(client, graph(owned_by=OTHER_ORG), admin_headers).status_code == 201
+
+
+def test_reads_are_open_to_browsers(client: TestClient, org_headers: dict) -> None:  # type: ignore[type-arg]
+    doc = graph()
+    put(client, doc, org_headers)
+    response = client.get(f"/graph/{doc['@graph'][0]['ceterms:ctid']}", headers={"Origin": "https://app.example"})
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "ETag" in response.headers["access-control-expose-headers"]
