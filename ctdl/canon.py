@@ -8,24 +8,25 @@ escapes, no ``xsd:string`` datatype, lower-case language tags, no graph name; du
 triples count once.
 
 Blank nodes get labels computed from the graph alone, by colour refinement (the
-Weisfeiler-Leman test): a blank node's first colour is the rank of the sorted list of its
-edges to IRIs and literals; each round its colour becomes the rank of (old colour, sorted
-edges to blank neighbours with their colours), until the partition into colours stops
+Weisfeiler-Leman test): a blank node's first colour is the rank of its sorted edges to and
+from IRIs and literals; each round its colour becomes the rank of (old colour, sorted edges
+to and from blank neighbours with their colours), until the partition into colours stops
 splitting. Ranks are positions in the sorted list of distinct signatures, so they do not
 depend on labels or order. The relabelled lines are sorted and SHA-256 hashed.
 
 Isomorphic graphs therefore always get the same hash. Non-isomorphic graphs get different
 hashes whenever refinement gives every blank node its own colour, which it does for the
 tree-shaped blank nodes of CTDL documents. Blank nodes left with equal colours (automorphic
-or refinement-equivalent structures) share a label; two non-isomorphic graphs of that kind
-could in theory collide.
+or refinement-equivalent structures) share a label (their lines are kept, not merged); two
+non-isomorphic graphs of that kind could in theory collide.
 """
 from __future__ import annotations
 
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Iterable
+from itertools import islice
 from typing import Any
 
 import pyoxigraph as ox
@@ -37,11 +38,12 @@ from ctdl.rdf import XSD_STRING, escape_literal
 _IRI = r"<[^>]*>"
 _BNODE = r"_:\S+"
 _LITERAL = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"(?:@[a-z0-9-]+|\^\^<[^>]*>)?'
+_PLAIN_LITERAL = r'"[^"]*"(?:@[a-z0-9-]+|\^\^<[^>]*>)?'  # no escapes: "[^"]* scans fastest
 # One canonical line: single spaces, optional graph name, " ." at the end.
-_LINE = re.compile(
-    rf"^({_IRI}|{_BNODE}) ({_IRI}) ({_IRI}|{_BNODE}|{_LITERAL})(?: (?:{_IRI}|{_BNODE}))? \.$",
-    re.MULTILINE,
-)
+_LINE = r"^({_IRI}|{_BNODE}) ({_IRI}) ({_IRI}|{_BNODE}|{literal})(?: (?:{_IRI}|{_BNODE}))? \.$"
+_LINE_RE = re.compile(_LINE.format(_IRI=_IRI, _BNODE=_BNODE, literal=_LITERAL), re.MULTILINE)
+_LINE_NO_ESCAPES = re.compile(_LINE.format(_IRI=_IRI, _BNODE=_BNODE, literal=_PLAIN_LITERAL),
+                              re.MULTILINE)
 _XSD_STRING_SUFFIX = "^^<" + XSD_STRING + ">"
 _CONTROL_BYTES = bytes([*range(0x0A), *range(0x0B, 0x20), 0x7F])  # all but "\n"
 _ECHARS = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
@@ -97,7 +99,8 @@ def _term(term: ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple) -> str:
 
 def _triples(nquads: str) -> list[Triple]:
     """The triples of N-Triples/N-Quads text (duplicates possible), terms in canonical form."""
-    matches: list[Triple] = _LINE.findall(nquads)
+    escapes = "\\" in nquads
+    matches: list[Triple] = (_LINE_RE if escapes else _LINE_NO_ESCAPES).findall(nquads)
     raw = nquads.encode()
     # Every line matched (and nothing else is there) exactly when the counts agree. Raw
     # control characters (found by deleting them from the bytes: cheaper than a search) and
@@ -105,7 +108,7 @@ def _triples(nquads: str) -> list[Triple]:
     # are rewritten here.
     if len(matches) == nquads.count("\n") and (not nquads or nquads[-1] == "\n") \
             and len(raw.translate(None, _CONTROL_BYTES)) == len(raw):
-        if "\\" not in nquads and _XSD_STRING_SUFFIX not in nquads:
+        if not escapes and _XSD_STRING_SUFFIX not in nquads:
             return matches
         return [(_normalise(s), _normalise(p), _normalise(o)) for s, p, o in matches]
     try:
@@ -129,25 +132,19 @@ def _ranks(signatures: dict[str, Any]) -> dict[str, int]:
     return {node: order[sig] for node, sig in signatures.items()}
 
 
-def blank_node_colours(triples: Collection[Triple]) -> dict[str, int]:
-    """A label-independent colour (a small integer) per blank node; see the module docstring.
+def _refine(outgoing: dict[str, list[str]], incoming: dict[str, list[str]],
+            links: list[Triple]) -> dict[str, int]:
+    """Colour refinement over the blank nodes' edges (see the module docstring).
 
-    ``triples`` must not repeat a triple (a repeated edge would change a signature).
+    ``outgoing``: blank node -> "predicate object" for IRI and literal objects; ``incoming``:
+    blank node -> "subject predicate" for IRI subjects; ``links``: the triples between two
+    blank nodes. No edge may repeat.
     """
-    outgoing: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)  # to IRIs, literals
-    incoming: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)  # from IRIs
-    links: list[Triple] = []  # blank node to blank node
-    for s, p, o in triples:
-        if s[0] == "_":
-            if o[0] == "_":
-                links.append((s, p, o))
-            else:
-                outgoing[s].append((p, o))
-        elif o[0] == "_":
-            incoming[o].append((s, p))
     nodes = set(outgoing).union(incoming, *((s, o) for s, _, o in links))
+    none: list[str] = []
+    # A signature is one string (terms hold no raw newline): strings sort faster than tuples.
     colours = _ranks({
-        n: (tuple(sorted(outgoing.get(n, ()))), tuple(sorted(incoming.get(n, ()))))
+        n: "\n".join(sorted(outgoing.get(n, none))) + "\n\n" + "\n".join(sorted(incoming.get(n, none)))
         for n in nodes
     })
     classes = len(set(colours.values()))
@@ -167,6 +164,49 @@ def blank_node_colours(triples: Collection[Triple]) -> dict[str, int]:
     return colours
 
 
+def _split(triples: Iterable[Triple]) -> tuple[list[Triple], list[Triple], dict[str, list[str]],
+                                               dict[str, list[str]], list[Triple]]:
+    """Triples without blank nodes, triples with them, and the blank nodes' edges."""
+    plain: list[Triple] = []
+    blank: list[Triple] = []
+    outgoing: defaultdict[str, list[str]] = defaultdict(list)
+    incoming: defaultdict[str, list[str]] = defaultdict(list)
+    links: list[Triple] = []
+    keep_plain, keep_blank = plain.append, blank.append
+    for t in triples:
+        s, p, o = t
+        if s[0] == "_":
+            keep_blank(t)
+            if o[0] == "_":
+                links.append(t)
+            else:
+                outgoing[s].append(p + " " + o)
+        elif o[0] == "_":
+            keep_blank(t)
+            incoming[o].append(s + " " + p)
+        else:
+            keep_plain(t)
+    return plain, blank, outgoing, incoming, links
+
+
+def blank_node_colours(triples: Iterable[Triple]) -> dict[str, int]:
+    """A label-independent colour (a small integer) per blank node of distinct ``triples``."""
+    _, _, outgoing, incoming, links = _split(triples)
+    return _refine(outgoing, incoming, links)
+
+
+def _canonical_lines(triples: list[Triple]) -> list[str]:
+    """The triples with blank nodes renamed by colour, as sorted "s p o" lines."""
+    rows, blank, outgoing, incoming, links = _split(triples)
+    lines = list(map(" ".join, rows))  # strings sort faster than tuples
+    if blank:
+        names = {n: f"_:c{colour}" for n, colour in _refine(outgoing, incoming, links).items()}
+        get = names.get
+        lines += [f"{get(s, s)} {p} {get(o, o)}" for s, p, o in blank]
+    lines.sort()
+    return lines
+
+
 def content_hash(nquads: str) -> str:
     """SHA-256 hex digest of the graph in ``nquads`` (N-Triples or N-Quads; graph names ignored).
 
@@ -175,14 +215,12 @@ def content_hash(nquads: str) -> str:
     refinement-equivalent blank nodes in the module docstring). ValueError for text that
     cannot be parsed.
     """
-    triples = set(_triples(nquads))
-    names = {node: f"_:c{colour}" for node, colour in blank_node_colours(triples).items()}
-    if names:
-        get = names.get
-        # Blank nodes that share a colour give equal rows: they are kept, not merged, so
-        # two such twins still differ from one node.
-        rows = sorted([(get(s, s), p, get(o, o)) for s, p, o in triples])
-    else:
-        rows = sorted(triples)
+    triples = _triples(nquads)
+    lines = _canonical_lines(triples)
+    # Equal neighbours come from a repeated input triple (rare; then start again without
+    # repeats, which would change colours) or from blank nodes sharing a colour: those rows are
+    # kept, not merged, so two such twins still differ from one node.
+    if any(map(str.__eq__, lines, islice(lines, 1, None))) and len(set(triples)) < len(triples):
+        lines = _canonical_lines(list(dict.fromkeys(triples)))
     # One triple per line, terms separated by spaces: unambiguous, as terms hold neither raw.
-    return hashlib.sha256("\n".join(map(" ".join, rows)).encode()).hexdigest()
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()

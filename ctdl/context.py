@@ -176,11 +176,11 @@ class TermTable:
         return None
 
     def compact_iri(self, iri: str, vocab: bool = False) -> str | None:
-        """The shortest string that :meth:`expand_iri` turns back into ``iri``, or None.
+        """A compact form of ``iri`` that :meth:`expand_iri` turns back into it, or None.
 
         Tries a term (vocab only), then ``prefix:suffix`` with the longest matching prefix,
-        then ``iri`` itself; None when no form round-trips (e.g. an IRI whose scheme is a
-        prefix of this context, such as ``ceterms:x`` written as a full IRI).
+        then ``iri`` itself; None when no form round-trips (an IRI JSON-LD takes for relative,
+        or one whose scheme is a prefix of this context, such as ``ceterms:x`` meant literally).
         """
         if not _ABSOLUTE_RE.match(iri):  # JSON-LD would drop it as relative
             return None

@@ -18,7 +18,14 @@ if TYPE_CHECKING:
 def build_projections(settings: Settings) -> list[Projection]:
     projections: list[Projection] = []
     # --- search (search/) ---
+    from search.engine import open_projection
+
+    projections.append(open_projection(settings))
     # --- RDF store and SPARQL (registry/rdfstore/) ---
+    from registry.rdfstore import open_triple_store
+    from registry.rdfstore.projection import RdfProjection
+
+    projections.append(RdfProjection(open_triple_store(settings), settings.base_uri))
     return projections
 
 
@@ -26,12 +33,24 @@ def extra_openapi_paths() -> dict[str, Any]:
     """OpenAPI path items of the feature routes (merged into /openapi.json)."""
     paths: dict[str, Any] = {}
     # --- search (search/) ---
+    from search.http import openapi_paths
+
+    paths.update(openapi_paths())
     # --- RDF store, SPARQL, dumps, VoID ---
+    from registry.sparql import rdf_openapi_paths
+
+    paths.update(rdf_openapi_paths())
     return paths
 
 
 def extra_routes(registry: Registry) -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     # --- search (search/) ---
+    from search.http import routes as search_routes
+
+    routes.extend(search_routes(registry))
     # --- RDF store, SPARQL, dumps, VoID (registry/rdfstore/, registry/sparql.py, registry/dumps.py) ---
+    from registry.sparql import rdf_routes
+
+    routes.extend(rdf_routes(registry))
     return routes
