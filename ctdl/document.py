@@ -258,10 +258,21 @@ def _normalize_node(node: dict[str, Any], path: tuple[str | int, ...], problems:
         if isinstance(val, dict):
             if _is_node(val):
                 _normalize_node(val, (*path, key), problems, depth + 1)
+            elif any("_" in k for k in val):
+                _normalize_languages(val, (*path, key), problems)
         elif isinstance(val, list):
             for i, item in enumerate(val):
                 if isinstance(item, dict) and _is_node(item):
                     _normalize_node(item, (*path, key, i), problems, depth + 1)
+
+
+def _normalize_languages(value: dict[str, Any], path: tuple[str | int, ...], problems: list[Problem]) -> None:
+    """Language maps keyed by locale names ("en_US", as .NET and Java write them) use BCP 47 tags."""
+    for lang in [k for k in value if "_" in k and k.replace("_", "-") not in value]:
+        tag = lang.replace("_", "-")
+        value[tag] = value.pop(lang)
+        problems.append(_info("language-normalized", pointer(*path, lang),
+                              f"Language {lang!r} was read as {tag!r}."))
 
 
 def _type_name(name: str) -> str:

@@ -11,6 +11,8 @@ built only where a problem or a nested node needs one.
 """
 from __future__ import annotations
 
+import re
+
 import string
 from collections.abc import Mapping
 from functools import cache
@@ -24,6 +26,23 @@ if TYPE_CHECKING:
     from ctdl.document import Document
 
 CTID_PROP = "ceterms:ctid"
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
+
+
+class _GoodTags(dict[str, bool]):
+    """Language tags seen to be well formed (a handful in any corpus): the fast path's lookup."""
+
+    def __missing__(self, tag: str) -> bool:
+        good = _LANGUAGE_TAG.match(tag) is not None
+        if good and len(self) < 10_000:
+            self[tag] = True
+        return good
+
+    def __contains__(self, tag: object) -> bool:
+        return isinstance(tag, str) and self[tag]
+
+
+_GOOD_TAGS = _GoodTags()
 # JSON-LD keywords a node object may carry; @value/@list/@set/@language belong to values.
 _NODE_KEYWORDS = frozenset({"@id", "@type", "@context", "@reverse", "@index", "@included",
                             "@nest", "@graph"})
@@ -75,13 +94,17 @@ def validate(doc: Document, *, max_nodes: int = 10000, max_depth: int = 32) -> l
     return _Run(doc, max_nodes, max_depth).run()
 
 
+# Characters the N-Triples/Turtle IRI grammar forbids: no RDF store would load such an IRI.
+_IRI_FORBIDDEN = frozenset('<>"{}|\\^`')
+
+
 def is_iri(value: str) -> bool:
     """An absolute or compact IRI ("scheme:rest") without whitespace or control characters.
 
     This is how JSON-LD reads an @id-coerced string; whitespace is refused because the RDF
     projection cannot store such an IRI (publishers percent-encode it as %20).
     """
-    if " " in value or not value.isprintable():
+    if " " in value or not value.isprintable() or not _IRI_FORBIDDEN.isdisjoint(value):
         return False
     if value.startswith(_WEB):
         return True
@@ -181,8 +204,7 @@ class _Run:
                     continue
                 if tv is dict:
                     for lang, text in value.items():
-                        if ":" in lang or lang[:1] == "@" or (
-                                type(text) is not str and not _all_strings(text)):
+                        if lang not in _GOOD_TAGS or (type(text) is not str and not _all_strings(text)):
                             break
                     else:
                         continue
@@ -324,6 +346,9 @@ class _Run:
                             label, p.name)
             return
         for lang, text in x.items():
+            if lang != "@none" and _LANGUAGE_TAG.match(lang) is None:
+                self._error("invalid-language-tag", _join(ptr, lang),
+                            f"{lang!r} is not a language tag (BCP 47, e.g. 'en-US').", label, p.name)
             texts = text if isinstance(text, list) else [text]
             if not all(t is None or isinstance(t, str) for t in texts):
                 self._error("expected-literal", _join(ptr, lang),

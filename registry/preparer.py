@@ -78,8 +78,8 @@ class Preparer:
         to RDF at all (the same checks for a dry run and for a write)."""
         return self._examine(document)[0]
 
-    def _examine(self, document: Document) -> tuple[list[Problem], str | None]:
-        """The problems, and the graph's N-Triples when there is no error."""
+    def _examine(self, document: Document) -> tuple[list[Problem], tuple[str, str] | None]:
+        """The problems, and when there is no error the graph's N-Triples and content hash."""
         if document.has_errors:
             return document.problems, None
         problems = document.problems + validate(document, max_nodes=self.settings.max_nodes,
@@ -87,10 +87,18 @@ class Preparer:
         if any(p.severity is Severity.ERROR for p in problems) or not document.nodes:
             return problems, None
         try:
-            return problems, rdf.to_nquads(document.envelope)
+            ntriples = rdf.to_nquads(document.envelope)
         except Exception as exc:  # noqa: BLE001 - PyLD (the fallback) raises many kinds on bad JSON-LD
             return problems + [Problem("invalid-json-ld", Severity.ERROR, "",
                                        f"The document is not valid JSON-LD: {exc}")], None
+        try:
+            # hashing parses the triples: what no RDF store could load (a language tag like
+            # "en_US", an IRI with "<") is refused here rather than stored
+            etag = content_hash(ntriples)
+        except ValueError as exc:
+            return problems + [Problem("invalid-rdf", Severity.ERROR, "",
+                                       f"The graph holds a term RDF does not allow: {exc}")], None
+        return problems, (ntriples, etag)
 
     def validate_report(self, raw: bytes, media_type: str = "application/ld+json") -> dict[str, Any]:
         """The dry run: what `prepare` would say, nothing stored."""
@@ -108,10 +116,10 @@ class Preparer:
     def prepare(self, raw: bytes, media_type: str = "application/ld+json") -> Prepared:
         """Parse, validate and convert; raise ValidationFailed listing every problem."""
         document = self.read_document(raw, media_type)
-        problems, ntriples = self._examine(document)
+        problems, converted = self._examine(document)
         if any(p.severity is Severity.ERROR for p in problems):
             raise ValidationFailed(_summary(problems), report(problems, document.ctid)["problems"])
-        if document.ctid is None or document.main is None or ntriples is None:
+        if document.ctid is None or document.main is None or converted is None:
             problem = Problem("empty-graph", Severity.ERROR, "/@graph",
                               "The graph has no main node with a CTID: there is nothing to publish.")
             raise ValidationFailed(problem.message, [problem.as_dict()])
@@ -119,7 +127,8 @@ class Preparer:
         types = main.get("@type")
         first_type = types if isinstance(types, str) else (types or [""])[0]
         owned_by = tuple(sorted({c for c in map(_ctid_of, _as_list(main.get("ceterms:ownedBy"))) if c}))
-        return Prepared(document.ctid, orjson.dumps(document.envelope), ntriples, content_hash(ntriples),
+        ntriples, etag = converted
+        return Prepared(document.ctid, orjson.dumps(document.envelope), ntriples, etag,
                         first_type, owned_by, problems, orjson.dumps(resource_view(document.envelope)))
 
     def prepare_many(self, raws: list[bytes]) -> list[Prepared | list[dict[str, str]]]:

@@ -121,3 +121,11 @@ def test_absurd_nesting_does_not_crash_the_parser() -> None:
         node = child
     doc = parse(raw, base_uri=BASE)
     assert doc.ctid is not None  # the validator reports too-deep; the parser just survives
+
+
+def test_locale_style_language_keys_are_read_as_language_tags() -> None:
+    raw = graph()
+    raw["@graph"][0]["ceterms:name"] = {"en_US": "Welding"}
+    doc = parse(raw, base_uri=BASE)
+    assert doc.main is not None and doc.main["ceterms:name"] == {"en-US": "Welding"}
+    assert codes(doc) == ["language-normalized"]
