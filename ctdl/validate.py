@@ -12,7 +12,6 @@ built only where a problem or a nested node needs one.
 from __future__ import annotations
 
 import re
-
 import string
 from collections.abc import Mapping
 from functools import cache
