@@ -11,6 +11,7 @@ import orjson
 from ctdl import ctid as ctids
 from ctdl import rdf
 from ctdl.canon import content_hash
+from ctdl.compact import from_rdf
 from ctdl.document import CTDL_CONTEXT, Document, parse
 from ctdl.problems import Problem, Severity
 from ctdl.validate import validate
@@ -71,7 +72,7 @@ class Preparer:
         except SyntaxError as exc:
             raise ValidationFailed(f"The {fmt} body does not parse.", [
                 Problem("malformed-rdf", Severity.ERROR, "", str(exc)).as_dict()]) from None
-        return rdf.from_rdf(nt, CTDL_CONTEXT)
+        return from_rdf(nt, CTDL_CONTEXT)
 
     def check(self, document: Document) -> list[Problem]:
         """Every problem with the document: the parser's, the validator's, and whether it converts

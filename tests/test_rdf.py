@@ -21,6 +21,7 @@ from rdflib.compare import isomorphic
 from rdflib.term import Node
 
 from ctdl import rdf
+from ctdl.compact import from_rdf
 from ctdl.context import CTDL, CTDLASN, ContextError, document_loader, term_table
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -152,7 +153,7 @@ def test_sample_matches_pyld(path: Path | None) -> None:
 def test_sample_round_trips_through_from_rdf(path: Path | None) -> None:
     doc = load_sample(path)
     nt = rdf.to_nquads(doc)
-    back = rdf.to_nquads(rdf.from_rdf(nt, context_of(doc), graph_id=doc.get("@id")))
+    back = rdf.to_nquads(from_rdf(nt, context_of(doc), graph_id=doc.get("@id")))
     assert_same_graph(back, nt)
 
 
@@ -190,7 +191,7 @@ def test_corpus_round_trips_through_from_rdf_on_the_fast_path(
     broken = []
     for doc in corpus:
         nt = rdf.to_nquads(doc)
-        env = rdf.from_rdf(nt, graph_id=doc["@id"])
+        env = from_rdf(nt, graph_id=doc["@id"])
         if env["@id"] != doc["@id"] or rdfc(rdf.to_nquads(env)) != rdfc(nt):
             broken.append(doc["@id"])
     assert broken == []
@@ -396,7 +397,7 @@ def test_from_rdf_writes_the_ctdl_style() -> None:
         f'_:place <{terms}targetNode> <https://purl.org/ctdl/vocabs/audLevel/BeginnerLevel>',
         '_:place <http://example.org/count> "3"^^<http://www.w3.org/2001/XMLSchema#integer>',
     ])
-    env = rdf.from_rdf(nt, graph_id="https://example.org/graph/1")
+    env = from_rdf(nt, graph_id="https://example.org/graph/1")
     assert env == {
         "@context": CTDL,
         "@id": "https://example.org/graph/1",
@@ -414,6 +415,6 @@ def test_from_rdf_writes_the_ctdl_style() -> None:
 def test_from_rdf_keeps_an_iri_whose_scheme_is_a_ctdl_prefix() -> None:
     status = "https://purl.org/ctdl/terms/credentialStatusType"
     nt = f"<{BASE}ce-1> <{status}> <credentialStat:Active> .\n"
-    env = rdf.from_rdf(nt)
+    env = from_rdf(nt)
     assert env["@context"] == [CTDL, {"credentialStat": None}]
     assert_same_graph(rdf.to_nquads(env), nt)
