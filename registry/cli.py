@@ -225,6 +225,23 @@ def reindex() -> None:
 
 
 @main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory of the dumps (default DATA_DIR/dumps, which GET /dumps serves).")
+@click.option("--keep", type=int, default=3, show_default=True, help="How many dumps to keep.")
+@click.option("--force", is_flag=True, help="Rewrite a dump that exists for the current sequence.")
+def dump(out_dir: Path | None, keep: int, force: bool) -> None:
+    """Write the bulk dumps (N-Quads and JSON-LD zip) at the current change-log sequence."""
+    from registry.dumps import write_dump
+
+    registry = _registry()
+    try:
+        result = write_dump(registry, out_dir, keep=keep, force=force)
+    finally:
+        registry.close()
+    click.echo(orjson.dumps(result.as_json(), option=orjson.OPT_INDENT_2).decode())
+
+
+@main.command()
 def config() -> None:
     """Print the effective settings (secrets masked)."""
     click.echo(orjson.dumps(_settings().masked(), option=orjson.OPT_INDENT_2).decode())

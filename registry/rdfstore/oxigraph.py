@@ -1,0 +1,372 @@
+"""The embedded triple store: pyoxigraph (RocksDB) on disk, queries in killable worker processes.
+
+Why worker processes: pyoxigraph 0.5 offers no way to cancel a running query from Python (the
+Rust engine has a cancellation token, used by `oxigraph serve --timeout-s`, but the Python
+binding does not expose it), a query blocks inside native code (GROUP BY and ORDER BY compute
+everything before the first row), and a thread cannot be killed. So each query runs in a worker
+process that is killed (SIGKILL) at the deadline; the pool then starts a fresh one. That is the
+only way to really stop the work, and it also takes queries off the service's GIL.
+
+Why checkpoints: a second process may not open a RocksDB that another process writes (the lock
+is exclusive, and pyoxigraph documents read-only opening next to a writer as undefined
+behaviour; 0.5 dropped secondary instances). `Store.backup()` makes a RocksDB checkpoint: the
+memtables are flushed and the immutable table files hard-linked, which takes milliseconds, and
+the copy is a consistent, independent store that workers open read-only. A checkpoint is taken
+under the write lock, so it always falls between two groups, and only when a query arrives after
+a write (then every query until the next write shares it): a publish is visible to the next
+query (read-your-writes) and a read-only burst costs nothing. Old checkpoints are deleted once no
+worker has them open.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import pyoxigraph as ox
+
+from registry.rdfstore import (
+    NTRIPLES,
+    RESULTS_JSON,
+    UNION,
+    Counts,
+    Dataset,
+    Group,
+    QueryResult,
+    QuerySyntaxError,
+    QueryTimeout,
+    RdfDataError,
+    ResultTooLarge,
+    StoreUnavailable,
+    group_update,
+    metadata_update,
+    position_query,
+)
+
+log = logging.getLogger("credreg.rdfstore")
+_MEMORY_FRACTION = 4  # a worker may use at most 1/4 of physical memory (address space)
+
+
+class OxigraphStore:
+    def __init__(self, path: Path, *, meta_graph: str, dataset_iri: str,
+                 workers: int | None = None) -> None:
+        self.path = Path(path)
+        self.meta_graph = meta_graph
+        self.dataset_iri = dataset_iri
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._store = ox.Store(str(self.path))
+        self._lock = threading.RLock()  # writes and checkpoints: a checkpoint sits between groups
+        self._generation = 0  # bumped by every write; a checkpoint is current if it matches
+        self._position = self._read_position()
+        self._snapshots = _Snapshots(self.path.with_name(self.path.name + "-snapshots"))
+        self._pool = _Pool(workers or min(4, max(2, os.cpu_count() or 2)))
+        self._closed = False
+
+    # --- writes ---------------------------------------------------------------------------------
+    def _read_position(self) -> int:
+        rows = self._store.query(position_query(self.meta_graph, self.dataset_iri))
+        assert isinstance(rows, ox.QuerySolutions)
+        return max((int(r["n"].value) for r in rows), default=0)
+
+    def _update(self, text: str) -> None:
+        with self._lock:
+            try:
+                self._store.update(text)
+            except SyntaxError as exc:
+                raise RdfDataError(str(exc)) from None
+            self._generation += 1
+
+    def apply(self, group: Group) -> None:
+        with self._lock:
+            self._update(group_update(group, self.meta_graph, self.dataset_iri))
+            self._position = group.position
+
+    def replace_graph(self, graph: str, ntriples: str) -> None:
+        with self._lock:
+            self._generation += 1
+            node = ox.NamedNode(graph)
+            try:  # parse first: a rejected graph leaves the old one in place
+                triples = [q.triple for q in ox.parse(ntriples, format=ox.RdfFormat.N_TRIPLES)]
+            except SyntaxError as exc:
+                raise RdfDataError(str(exc)) from None
+            self._store.remove_graph(node)
+            self._store.extend(ox.Quad(t.subject, t.predicate, t.object, node) for t in triples)
+
+    def remove_graph(self, graph: str) -> None:
+        with self._lock:
+            self._generation += 1
+            self._store.remove_graph(ox.NamedNode(graph))
+
+    def graph_ntriples(self, graph: str) -> str:
+        quads = self._store.quads_for_pattern(None, None, None, ox.NamedNode(graph))
+        out = ox.serialize((q.triple for q in quads), format=ox.RdfFormat.N_TRIPLES)
+        return out.decode() if out else ""
+
+    def update_metadata(self, subjects: list[str], ntriples: str, position: int | None) -> None:
+        text = metadata_update(subjects, ntriples, position, self.meta_graph, self.dataset_iri)
+        if text:
+            with self._lock:
+                self._update(text)
+                if position is not None:
+                    self._position = position
+
+    def position(self) -> int:
+        return self._position
+
+    def counts(self) -> Counts:
+        # No lock: a count scans an index, and pyoxigraph reads are safe next to writes.
+        graphs = sum(1 for _ in self._store.named_graphs())
+        return Counts(len(self._store), graphs)
+
+    def reset(self) -> None:
+        """Remove the database directory and start empty (faster than deleting every key)."""
+        with self._lock:
+            self._store.flush()
+            del self._store
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._store = ox.Store(str(self.path))
+            self._generation += 1
+            self._position = 0
+
+    def close(self) -> None:
+        """Stop the workers, delete the checkpoints and release the database (its lock)."""
+        self._pool.close()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._snapshots.close()
+            self._store.flush()
+            del self._store  # dropping the last reference closes RocksDB and frees its LOCK
+
+    # --- queries --------------------------------------------------------------------------------
+    def snapshot(self) -> _Snapshot:
+        """The checkpoint for the current state, taken now if a write happened since the last;
+        returned with a reference the caller must release."""
+        with self._lock:
+            return self._snapshots.current(self._store, self._generation)
+
+    def query(self, sparql: str, *, dataset: Dataset = UNION, solutions_format: str = RESULTS_JSON,
+              graph_format: str = NTRIPLES, timeout_s: float = 30.0,
+              max_results: int = 100_000) -> QueryResult:
+        deadline = time.monotonic() + timeout_s
+        job = (sparql, dataset, solutions_format, graph_format, max_results)
+        return self._pool.run(self, job, deadline, timeout_s)
+
+
+@dataclass(eq=False)
+class _Snapshot:
+    path: Path
+    generation: int
+    refs: int = 0
+    retired: bool = False
+
+
+class _Snapshots:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        shutil.rmtree(root, ignore_errors=True)  # checkpoints of a previous run are stale
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._latest: _Snapshot | None = None
+        self._all: list[_Snapshot] = []
+        self._counter = 0
+
+    def current(self, store: ox.Store, generation: int) -> _Snapshot:
+        with self._lock:
+            latest = self._latest
+            if latest is None or latest.generation != generation:
+                self._counter += 1
+                path = self.root / f"{self._counter:08d}"
+                store.backup(str(path))
+                latest = _Snapshot(path, generation)
+                if self._latest is not None:
+                    self._latest.retired = True
+                self._latest = latest
+                self._all.append(latest)
+                self._collect()
+            latest.refs += 1
+            return latest
+
+    def release(self, snapshot: _Snapshot) -> None:
+        with self._lock:
+            snapshot.refs -= 1
+            self._collect()
+
+    def _collect(self) -> None:
+        for snap in [s for s in self._all if s.retired and s.refs <= 0]:
+            shutil.rmtree(snap.path, ignore_errors=True)
+            self._all.remove(snap)
+
+    def close(self) -> None:
+        with self._lock:
+            for snap in self._all:
+                shutil.rmtree(snap.path, ignore_errors=True)
+            self._all.clear()
+            self._latest = None
+
+
+class _Worker:
+    """One query process; `snapshot` is the checkpoint it has open (it holds a reference)."""
+
+    def __init__(self, context: Any) -> None:
+        parent, child = context.Pipe()
+        self.conn: Connection = parent
+        self.process = context.Process(target=_worker_main, args=(child,), daemon=True,
+                                       name="credreg-sparql")
+        self.process.start()
+        child.close()
+        self.snapshot: _Snapshot | None = None
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=10)
+        self.conn.close()
+        self.process.close()
+
+
+class _Pool:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        # spawn, never fork: the service is multi-threaded and holds RocksDB open.
+        self._context = multiprocessing.get_context("spawn")
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
+        self._started = False
+        self._closed = False
+        self._lock = threading.Lock()
+        self._all: set[_Worker] = set()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._started or self._closed:
+                return
+            for _ in range(self.size):
+                self._add()
+            self._started = True
+
+    def _add(self) -> None:
+        worker = _Worker(self._context)
+        self._all.add(worker)
+        self._idle.put(worker)
+
+    def _discard(self, worker: _Worker, owner: OxigraphStore) -> None:
+        worker.kill()
+        with self._lock:
+            self._all.discard(worker)
+            if worker.snapshot is not None:
+                owner._snapshots.release(worker.snapshot)
+                worker.snapshot = None
+            if not self._closed:
+                self._add()  # the replacement boots while the caller reports the problem
+
+    def run(self, owner: OxigraphStore, job: tuple[Any, ...], deadline: float,
+            timeout_s: float) -> QueryResult:
+        self._start()
+        if self._closed:
+            raise StoreUnavailable("The triple store is closed.")
+        try:
+            worker = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise QueryTimeout(f"Every query worker stayed busy for the whole time limit "
+                               f"({timeout_s:g} s).") from None
+        snapshot = owner.snapshot()
+        try:
+            worker.conn.send((str(snapshot.path), job))
+            if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
+                owner._snapshots.release(snapshot)
+                self._discard(worker, owner)
+                raise QueryTimeout(f"The query ran longer than the time limit of {timeout_s:g} s "
+                                   "and was stopped.")
+            status, payload = worker.conn.recv()
+        except (EOFError, OSError) as exc:
+            owner._snapshots.release(snapshot)
+            self._discard(worker, owner)
+            raise StoreUnavailable(f"The query process ended abnormally ({type(exc).__name__}); "
+                                   "the query may need more memory than a worker may use.") from None
+        # The worker now holds `snapshot` open and has closed the one it had before.
+        if worker.snapshot is not None and worker.snapshot is not snapshot:
+            owner._snapshots.release(worker.snapshot)
+        elif worker.snapshot is snapshot:
+            owner._snapshots.release(snapshot)  # already counted once for this worker
+        worker.snapshot = snapshot
+        self._idle.put(worker)
+        if status == "ok":
+            result: QueryResult = payload
+            return result
+        if status == "syntax":
+            raise QuerySyntaxError(payload)
+        if status == "too-large":
+            raise ResultTooLarge(payload)
+        raise StoreUnavailable(payload)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = list(self._all)
+            self._all.clear()
+        for worker in workers:
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass
+            worker.process.join(timeout=5)
+            worker.kill()
+
+
+def _limit_memory() -> None:
+    """Cap the worker's address space so a runaway query fails in its own process."""
+    try:
+        import resource
+
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        cap = max(2 << 30, total // _MEMORY_FRACTION)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    except (ImportError, ValueError, OSError):  # not Linux/Unix: run without a cap
+        pass
+
+
+def _worker_main(conn: Connection) -> None:
+    """A query process: open the named checkpoint read-only, run the query, send the result."""
+    from registry.rdfstore.results import execute
+
+    _limit_memory()
+    store: ox.Store | None = None
+    opened = ""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        if message is None:
+            return
+        path, (sparql, dataset, solutions_format, graph_format, max_results) = message
+        try:
+            if path != opened:
+                store, opened = None, ""  # close the previous checkpoint before opening the next
+                store = ox.Store.read_only(path)
+                opened = path
+            assert store is not None
+            reply: tuple[str, Any] = ("ok", execute(store, sparql, dataset, solutions_format,
+                                                    graph_format, max_results))
+        except QuerySyntaxError as exc:
+            reply = ("syntax", str(exc))
+        except ResultTooLarge as exc:
+            reply = ("too-large", str(exc))
+        except MemoryError:
+            reply = ("error", "The query needs more memory than a query worker may use.")
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, the worker lives on
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(reply)
+        except (OSError, ValueError):
+            return

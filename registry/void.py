@@ -1,0 +1,219 @@
+"""/.well-known/void: the dataset described in VoID and DCAT, content-negotiated.
+
+It states the triple count, the classes with their instance counts, the SPARQL endpoint, the
+dumps (with their SHA-256 and change-log sequence), the URI space and the vocabularies. The
+counts are whole-store aggregates (seconds at 10M triples), so they are computed off the event
+loop and cached per triple-store position; after a write they are recomputed, unless the last
+computation was slow, in which case a result at most ten computations old is served.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pyoxigraph as ox
+from starlette.requests import Request
+from starlette.responses import Response
+
+from registry import negotiation
+from registry.dumps import dump_dir, list_dumps
+from registry.errors import BadRequest
+from registry.rdfstore import JSONLD, NQUADS, NTRIPLES, POSITION_PREDICATE, RDFXML, TURTLE, Dataset, TripleStore
+from registry.rdfstore.results import graph as serialize_graph
+
+if TYPE_CHECKING:
+    from registry.service import Registry
+
+OFFERED = (JSONLD, "application/json", TURTLE, NTRIPLES, NQUADS, RDFXML, "text/html")
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+XSD = "http://www.w3.org/2001/XMLSchema#"
+VOID = "http://rdfs.org/ns/void#"
+DCAT = "http://www.w3.org/ns/dcat#"
+DCT = "http://purl.org/dc/terms/"
+FOAF = "http://xmlns.com/foaf/0.1/"
+SD = "http://www.w3.org/ns/sparql-service-description#"
+SPDX = "http://spdx.org/rdf/terms#"
+FORMATS = "http://www.w3.org/ns/formats/"
+IANA = "http://www.iana.org/assignments/media-types/"
+_TEXT = {TURTLE, NTRIPLES, NQUADS}
+_FORMAT_PARAM = {"jsonld": JSONLD, "turtle": TURTLE, "ttl": TURTLE, "ntriples": NTRIPLES, "nt": NTRIPLES,
+                 "nquads": NQUADS, "nq": NQUADS, "rdfxml": RDFXML, "html": "text/html"}
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    position: int
+    triples: int  # in record graphs
+    metadata_triples: int
+    graphs: int  # record graphs
+    classes: list[tuple[str, int]]  # (class IRI, distinct instances), most first
+    seconds: float
+    at: float
+
+
+class VoidStats:
+    def __init__(self, store: TripleStore, timeout_s: float) -> None:
+        self.store = store
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._cached: Stats | None = None
+
+    def _number(self, sparql: str) -> int:
+        result = self.store.query(sparql, dataset=Dataset(union=False), timeout_s=self.timeout_s,
+                                  max_results=10)
+        rows = orjson.loads(result.body)["results"]["bindings"]
+        return int(rows[0]["n"]["value"]) if rows and "n" in rows[0] else 0
+
+    def compute(self) -> Stats:
+        start = time.monotonic()
+        position = self.store.position()
+        meta = self.store.meta_graph
+        counts = self.store.counts()
+        metadata = self._number(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{meta}> {{ ?s ?p ?o }} }}")
+        result = self.store.query(
+            f"SELECT ?class (COUNT(DISTINCT ?s) AS ?n) WHERE {{ GRAPH ?g {{ ?s a ?class }} "
+            f"FILTER(?g != <{meta}>) }} GROUP BY ?class ORDER BY DESC(?n) ?class",
+            dataset=Dataset(union=False), timeout_s=self.timeout_s, max_results=1_000_000)
+        classes = [(row["class"]["value"], int(row["n"]["value"]))
+                   for row in orjson.loads(result.body)["results"]["bindings"]
+                   if row.get("class", {}).get("type") == "uri"]
+        has_meta = metadata > 0
+        return Stats(position, counts.triples - metadata, metadata, counts.graphs - int(has_meta),
+                     classes, time.monotonic() - start, time.time())
+
+    def get(self) -> Stats:
+        with self._lock:
+            cached = self._cached
+            if cached is not None:
+                fresh = cached.position == self.store.position()
+                patient = cached.seconds > 1 and time.time() - cached.at < 10 * cached.seconds
+                if fresh or patient:
+                    return cached
+            self._cached = self.compute()
+            return self._cached
+
+
+class VoidRoute:
+    def __init__(self, registry: Registry, store: TripleStore) -> None:
+        self.registry = registry
+        self.store = store
+        self.stats = VoidStats(store, max(registry.settings.sparql_timeout_s, 300.0))
+
+    async def handle(self, request: Request) -> Response:
+        fmt = request.query_params.get("format")
+        if fmt is not None:
+            if fmt.lower() not in _FORMAT_PARAM:
+                raise BadRequest(f"Unknown format {fmt!r}; use one of {', '.join(_FORMAT_PARAM)}.",
+                                 parameter="format")
+            choice = negotiation.Choice(_FORMAT_PARAM[fmt.lower()])
+        else:
+            choice = negotiation.negotiate(request.headers.get("accept"), OFFERED)
+        stats = await asyncio.to_thread(self.stats.get)
+        triples = description(self.registry, self.store, stats)
+        headers = {"Vary": "Accept", "Credreg-Seq": str(stats.position)}
+        if choice.media_type == "text/html":
+            return Response(_html(self.registry, stats), 200, headers, "text/html; charset=utf-8")
+        media = JSONLD if choice.media_type == "application/json" else choice.media_type
+        body = serialize_graph(triples, media)
+        return Response(body, 200, headers, f"{media}; charset=utf-8" if media in _TEXT else media)
+
+
+def description(registry: Registry, store: TripleStore, stats: Stats) -> list[ox.Triple]:
+    """The VoID + DCAT description as triples."""
+    base = registry.settings.base_uri
+
+    def n(iri: str) -> ox.NamedNode:
+        return ox.NamedNode(iri)
+
+    def integer(value: int) -> ox.Literal:
+        return ox.Literal(str(value), datatype=n(XSD + "integer"))
+
+    a = n(RDF + "type")
+    doc, ds, sparql = n(f"{base}/.well-known/void"), n(store.dataset_iri), n(f"{base}/sparql")
+    out = [
+        ox.Triple(doc, a, n(VOID + "DatasetDescription")),
+        ox.Triple(doc, n(DCT + "title"), ox.Literal("Description of the credreg dataset", language="en")),
+        ox.Triple(doc, n(FOAF + "primaryTopic"), ds),
+        ox.Triple(ds, a, n(VOID + "Dataset")),
+        ox.Triple(ds, a, n(DCAT + "Dataset")),
+        ox.Triple(ds, n(DCT + "title"), ox.Literal("credreg: credentials and the evidence of their value",
+                                                   language="en")),
+        ox.Triple(ds, n(DCT + "description"), ox.Literal(
+            "CTDL graphs published to this registry: credentials, organizations, quality assurance, "
+            "state lists of approved credentials, articulation (transfer value) and stacking. Each "
+            "record is a named graph; the registry metadata graph describes every record.", language="en")),
+        ox.Triple(ds, n(DCT + "license"), n("https://creativecommons.org/publicdomain/zero/1.0/")),
+        ox.Triple(ds, n(VOID + "triples"), integer(stats.triples)),
+        ox.Triple(ds, n(VOID + "classes"), integer(len(stats.classes))),
+        ox.Triple(ds, n(VOID + "documents"), integer(stats.graphs)),
+        ox.Triple(ds, n(VOID + "sparqlEndpoint"), sparql),
+        ox.Triple(ds, n(VOID + "uriSpace"), ox.Literal(f"{base}/resources/")),
+        ox.Triple(ds, n(VOID + "vocabulary"), n("https://purl.org/ctdl/terms/")),
+        ox.Triple(ds, n(VOID + "vocabulary"), n("https://purl.org/ctdlasn/terms/")),
+        ox.Triple(ds, n(POSITION_PREDICATE), integer(stats.position)),
+        ox.Triple(sparql, a, n(DCAT + "DataService")),
+        ox.Triple(sparql, a, n(SD + "Service")),
+        ox.Triple(sparql, n(DCAT + "endpointURL"), sparql),
+        ox.Triple(sparql, n(DCAT + "servesDataset"), ds),
+        ox.Triple(sparql, n(DCT + "conformsTo"), n("https://www.w3.org/TR/sparql11-protocol/")),
+    ]
+    for fmt in ("N-Quads", "Turtle", "N-Triples", "JSON-LD"):
+        out.append(ox.Triple(ds, n(VOID + "feature"), n(FORMATS + fmt)))
+    for i, (cls, count) in enumerate(stats.classes):
+        part = n(f"{store.dataset_iri}-class-{i}")
+        out += [ox.Triple(ds, n(VOID + "classPartition"), part), ox.Triple(part, n(VOID + "class"), n(cls)),
+                ox.Triple(part, n(VOID + "entities"), integer(count))]
+    meta = n(store.meta_graph)
+    out += [ox.Triple(ds, n(VOID + "subset"), meta), ox.Triple(meta, a, n(VOID + "Dataset")),
+            ox.Triple(meta, n(DCT + "title"), ox.Literal("Registry metadata graph", language="en")),
+            ox.Triple(meta, n(VOID + "triples"), integer(stats.metadata_triples))]
+    dumps = list_dumps(dump_dir(registry))
+    for kind, latest in (("nquads", "latest.nq.gz"), ("jsonld", "latest.jsonld.zip")):
+        out.append(ox.Triple(ds, n(VOID + "dataDump"), n(f"{base}/dumps/{latest}")))
+        if not dumps:
+            continue
+        f = dumps[0].files[kind]
+        dist = n(f"{base}/dumps/{f['name']}")
+        checksum = n(f"{base}/dumps/{f['name']}#sha256")
+        out += [ox.Triple(ds, n(DCAT + "distribution"), dist), ox.Triple(dist, a, n(DCAT + "Distribution")),
+                ox.Triple(dist, n(DCAT + "downloadURL"), dist),
+                ox.Triple(dist, n(DCAT + "accessURL"), n(f"{base}/dumps")),
+                ox.Triple(dist, n(DCAT + "mediaType"), n(IANA + f["media_type"])),
+                ox.Triple(dist, n(DCAT + "byteSize"), integer(f["bytes"])),
+                ox.Triple(dist, n(DCT + "issued"), ox.Literal(dumps[0].created, datatype=n(XSD + "dateTime"))),
+                ox.Triple(dist, n(POSITION_PREDICATE), integer(dumps[0].seq)),
+                ox.Triple(dist, n(SPDX + "checksum"), checksum),
+                ox.Triple(checksum, n(SPDX + "algorithm"), n(SPDX + "checksumAlgorithm_sha256")),
+                ox.Triple(checksum, n(SPDX + "checksumValue"), ox.Literal(f["sha256"]))]
+        if f.get("encoding") == "gzip":
+            out.append(ox.Triple(dist, n(DCAT + "compressFormat"), n(IANA + "application/gzip")))
+    return out
+
+
+def _html(registry: Registry, stats: Stats) -> bytes:
+    from registry.pages import _page  # the site's page frame, shared for a consistent look
+
+    rows = "".join(f"<tr><td><code>{escape(c)}</code></td><td>{n:,}</td></tr>" for c, n in stats.classes)
+    dumps = list_dumps(dump_dir(registry))
+    latest = (f"<p>Latest dump: change-log sequence {dumps[0].seq}, {dumps[0].records:,} records "
+              f"(<a href='/dumps/latest.nq.gz'>N-Quads</a>, <a href='/dumps/latest.jsonld.zip'>JSON-LD</a>, "
+              f"<a href='/dumps'>all dumps</a>)</p>") if dumps else "<p><a href='/dumps'>Dumps</a></p>"
+    body = (f"<h1>Dataset description</h1><p class=meta>{stats.triples:,} triples in {stats.graphs:,} record "
+            f"graphs, at change-log sequence {stats.position}. SPARQL: <a href='/sparql'>/sparql</a>. "
+            f"Also as <a href='?format=turtle'>Turtle</a> via Accept.</p>{latest}"
+            f"<table><tr><th>Class</th><th>Instances</th></tr>{rows}</table>")
+    return _page("Dataset", body)
+
+
+def openapi_paths() -> dict[str, Any]:
+    return {"/.well-known/void": {"get": {
+        "summary": "The dataset in VoID and DCAT (triples, classes, SPARQL endpoint, dumps, URI space)",
+        "responses": {"200": {"description": "The description", "content": {
+            t: {"schema": {"type": "object" if "json" in t else "string"}} for t in OFFERED}},
+            "406": {"description": "No acceptable format", "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}}}}

@@ -1,0 +1,217 @@
+"""The embedded search engine: a Tantivy index under the data directory.
+
+Writes come from the projection in the committer thread, one commit per group of changes; the
+projection's state (position, links, dependencies, summaries) lives in the same index, so a commit
+is atomic for all of it and a crash leaves the previous commit intact. The reader is reloaded
+explicitly after each commit, so a publish is searchable when its HTTP call returns.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+import tantivy
+
+from search import taxonomy
+from search.backend import META_ID, Page, Suggestion, chunks
+from search.documents import SearchDocument
+from search.query import SearchQuery
+from search.summary import Summary
+from search.tantivy_query import QueryBuilder
+from search.tantivy_schema import (
+    ANALYZER,
+    LAYOUT_VERSION,
+    WRITER_HEAP,
+    analyzer,
+    build_schema,
+    hits_count,
+    stored_bytes,
+    stored_text,
+    to_fields,
+)
+
+log = logging.getLogger("credreg.search")
+
+
+class TantivyBackend:
+    name = "tantivy"
+
+    def __init__(self, directory: Path | None, threads: int = 1) -> None:
+        """`directory` None: an index in memory (tests)."""
+        self.schema = build_schema()
+        self.path = None if directory is None else directory / f"tantivy-v{LAYOUT_VERSION}"
+        if directory is not None and self.path is not None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            for old in directory.glob("tantivy-v*"):  # layouts this code no longer reads
+                if old != self.path:
+                    shutil.rmtree(old, ignore_errors=True)
+        self.index = tantivy.Index(self.schema, str(self.path) if self.path else None)
+        self.index.register_tokenizer(ANALYZER, analyzer())
+        self.index.config_reader("Manual")
+        self.writer = self.index.writer(WRITER_HEAP, threads)
+        self.queries = QueryBuilder(self.schema, self.index, self._points_of)
+        self._lock = threading.Lock()
+        self._reset = False
+        self._generation = 0
+
+    # --- projection state ------------------------------------------------------------------------
+    def _meta(self) -> tantivy.Document | None:
+        searcher = self.index.searcher()
+        found = searcher.search(tantivy.Query.term_query(self.schema, "ctid", META_ID), 1).hits
+        return searcher.doc(found[0][1]) if found else None
+
+    def position(self) -> int:
+        if self._reset:
+            return 0
+        meta = self._meta()
+        return int(meta.get_first("position") or 0) if meta else 0
+
+    def pending(self) -> list[str]:
+        return []  # a commit is atomic: nothing half-written survives a crash
+
+    def _add(self, d: SearchDocument) -> None:
+        self.writer.delete_documents_by_term("ctid", d.ctid)
+        self.writer.add_document(tantivy.Document.from_dict(to_fields(d), self.schema))
+
+    def _commit(self, position: int) -> None:
+        self.writer.delete_documents_by_term("ctid", META_ID)
+        self.writer.add_document(tantivy.Document.from_dict(
+            {"ctid": META_ID, "kind": META_ID, "position": position}, self.schema))
+        self.writer.commit()
+        self.index.reload()
+        self._generation += 1
+
+    def write(self, docs: list[SearchDocument], deletes: list[str], position: int) -> None:
+        with self._lock:
+            try:
+                for ctid in deletes:
+                    self.writer.delete_documents_by_term("ctid", ctid)
+                for d in docs:
+                    self._add(d)
+                self._commit(position)
+            except BaseException:
+                self.writer.rollback()
+                raise
+
+    def rebuild(self, docs: Iterable[SearchDocument], position: int) -> int:
+        with self._lock:
+            count = 0
+            try:
+                self.writer.delete_all_documents()
+                for d in docs:
+                    self.writer.add_document(tantivy.Document.from_dict(to_fields(d), self.schema))
+                    count += 1
+                self._commit(position)
+            except BaseException:
+                self.writer.rollback()
+                raise
+            self._reset = False
+            return count
+
+    def reset(self) -> None:
+        # Nothing is removed yet: searches keep the old index until the rebuild commits.
+        self._reset = True
+
+    # --- lookups for dependency tracking -------------------------------------------------------
+    def _docs(self, query: tantivy.Query, at_most: int | None = None) -> list[tantivy.Document]:
+        searcher = self.index.searcher()
+        if at_most is None:
+            at_most = hits_count(searcher.search(query, 1, count=True))
+        if not at_most:
+            return []
+        return [searcher.doc(addr) for _, addr in searcher.search(query, at_most, count=False).hits]
+
+    def _ctids(self, query: tantivy.Query) -> set[str]:
+        return {stored_text(d, "ctid") for d in self._docs(query)}
+
+    def _terms(self, field: str, values: list[str]) -> tantivy.Query:
+        return tantivy.Query.term_set_query(self.schema, field, values)
+
+    def links_of(self, ctids: list[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for chunk in chunks(ctids):
+            for doc in self._docs(self._terms("ctid", chunk), len(chunk)):
+                out[stored_text(doc, "ctid")] = [str(v) for v in doc.get_all("link_dst")]
+        return out
+
+    def linking_to(self, ctids: list[str]) -> dict[str, Summary]:
+        out: dict[str, Summary] = {}
+        for chunk in chunks(ctids):
+            for doc in self._docs(self._terms("link_dst", chunk)):
+                out[stored_text(doc, "ctid")] = Summary.from_json(stored_bytes(doc, "summary"))
+        return out
+
+    def readers_of(self, ctids: list[str]) -> set[str]:
+        out: set[str] = set()
+        for chunk in chunks(ctids):
+            out |= self._ctids(self._terms("deps", chunk))
+        return out
+
+    def summaries(self, ctids: list[str]) -> dict[str, Summary]:
+        out: dict[str, Summary] = {}
+        for chunk in chunks(ctids):
+            for doc in self._docs(self._terms("ctid", chunk), len(chunk)):
+                out[stored_text(doc, "ctid")] = Summary.from_json(stored_bytes(doc, "summary"))
+        return out
+
+    def expiring(self, day: int) -> list[str]:
+        query = tantivy.Query.range_query(self.schema, "valid_until", tantivy.FieldType.Unsigned,
+                                          upper_bound=day)
+        return sorted(self._ctids(query))
+
+    def next_expiry(self) -> int:
+        from search.timeline import OPEN_END
+
+        agg = self.index.searcher().aggregate(tantivy.Query.all_query(),
+                                              {"m": {"min": {"field": "valid_until"}}})
+        value = agg["m"].get("value")
+        return OPEN_END if value is None else int(value)
+
+    def _points_of(self, query: tantivy.Query) -> dict[str, list[tuple[float, float]]]:
+        return {stored_text(d, "ctid"): [(float(p[0]), float(p[1])) for p in orjson.loads(stored_bytes(d, "points"))]
+                for d in self._docs(query)}
+
+    # --- reading ---------------------------------------------------------------------------------
+    def count(self) -> int:
+        searcher = self.index.searcher()
+        return hits_count(searcher.search(self.queries.visible(tantivy.Query.all_query()), 1, count=True))
+
+    def search(self, query: SearchQuery) -> Page:
+        return self.queries.run(self.index.searcher(), query, self._generation)
+
+    def names(self, ctids: list[str]) -> dict[str, str]:
+        if not ctids:
+            return {}
+        searcher = self.index.searcher()
+        hits = searcher.search(self._terms("ctid", ctids), len(ctids)).hits
+        out = {}
+        for _, addr in hits:
+            card = orjson.loads(stored_bytes(searcher.doc(addr), "card"))
+            out[card["ctid"]] = card["name"]
+        return out
+
+    def suggest(self, terms: tuple[str, ...], limit: int) -> list[Suggestion]:
+        if not terms:
+            return []
+        searcher = self.index.searcher()
+        out = self.queries.suggest_names(searcher, terms, limit)
+        candidates = taxonomy.occupations_matching(list(terms))
+        if candidates:
+            agg = searcher.aggregate(self.queries.visible(tantivy.Query.all_query()), {"o": {"terms": {
+                "field": "soc", "size": len(candidates), "include": [c for c, _ in candidates]}}})
+            counts = {b["key"]: b["doc_count"] for b in agg["o"]["buckets"]}
+            ranked = sorted((c for c in candidates if counts.get(c[0])), key=lambda c: (-counts[c[0]], c[1]))
+            out += [Suggestion(title, "occupation", code=code, count=counts[code])
+                    for code, title in ranked[:limit]]
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self.writer.wait_merging_threads()
+            except Exception:  # noqa: BLE001 - closing: nothing left to do about it
+                log.exception("waiting for Tantivy merges")

@@ -1,0 +1,205 @@
+"""GET /search on Tantivy: the typed query as Tantivy queries and aggregations.
+
+Semantics shared with the Elasticsearch backend (search/elasticsearch_query.py):
+- text: every term must match one of the text fields, exactly (BM25, boosted per field) or one
+  edit away (constant score FUZZY_BOOST x field boost, so exact matches rank first);
+- filters: OR within a field, AND across fields; lists through day-block terms; `near` through
+  cell terms with boundary candidates checked exactly (search/geo.py);
+- facets: multi-select — each facet is counted with every filter except its own.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import tantivy
+
+from search import geo, timeline
+from search.backend import (
+    META_ID,
+    Hit,
+    Page,
+    Suggestion,
+    range_agg,
+    rank_names,
+    sort_facet,
+    threshold_counts,
+)
+from search.fields import FUZZY_BOOST, RANGE_FIELDS, TERM_FIELDS, TEXT_FIELDS
+from search.query import SearchQuery
+from search.tantivy_schema import hits_count, stored_bytes
+
+Must, Should, MustNot = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
+MAX_WINDOW = 10_000  # deepest result reachable by paging in relevance order
+# Tantivy's terms aggregation counts per segment: with the whole column per segment the merged
+# counts are exact (segments play the part of shards).
+SEGMENT_SIZE = 65_000
+SUGGEST_KINDS = ("credential", "organization")
+_FLOAT = tantivy.FieldType.Float
+_SORT_FIELDS: dict[str, tuple[str | None, tantivy.Order]] = {
+    "relevance": (None, tantivy.Order.Desc), "name": ("sort_name", tantivy.Order.Asc),
+    "newest": ("modified_us", tantivy.Order.Desc), "cost": ("cost", tantivy.Order.Asc),
+    "duration": ("duration", tantivy.Order.Asc)}
+
+
+class QueryBuilder:
+    def __init__(self, schema: tantivy.Schema, index: tantivy.Index,
+                 points_of: Callable[[tantivy.Query], dict[str, list[tuple[float, float]]]]) -> None:
+        self.schema, self.index, self.points_of = schema, index, points_of
+        self._not_meta = tantivy.Query.term_query(schema, "kind", META_ID)
+        self._covers: OrderedDict[tuple[Any, ...], tantivy.Query] = OrderedDict()
+        self._covers_lock = threading.Lock()
+
+    def _bool(self, clauses: list[tuple[tantivy.Occur, tantivy.Query]]) -> tantivy.Query:
+        return tantivy.Query.boolean_query(clauses)
+
+    def visible(self, query: tantivy.Query) -> tantivy.Query:
+        return self._bool([(Must, query), (MustNot, self._not_meta)])
+
+    # --- clauses ---------------------------------------------------------------------------------
+    def _text(self, terms: tuple[str, ...]) -> list[tantivy.Query]:
+        from search.text import fuzziness
+
+        out = []
+        for term in terms:
+            exact = [tantivy.Query.boost_query(tantivy.Query.term_query(self.schema, f, term), boost)
+                     for f, boost in TEXT_FIELDS.items()]
+            alternatives = [tantivy.Query.disjunction_max_query(exact, 0.1)]
+            if fuzziness(term):
+                alternatives.append(tantivy.Query.disjunction_max_query([
+                    tantivy.Query.boost_query(tantivy.Query.fuzzy_term_query(
+                        self.schema, f, term, distance=fuzziness(term), transposition_cost_one=True),
+                        boost * FUZZY_BOOST) for f, boost in TEXT_FIELDS.items()]))
+            out.append(self._bool([(Should, q) for q in alternatives]))
+        return out
+
+    def _filter(self, query: SearchQuery, param: str) -> tantivy.Query:
+        if param in RANGE_FIELDS:
+            spec, bound = RANGE_FIELDS[param], query.ranges[param]
+            if spec.upper:
+                return tantivy.Query.range_query(self.schema, spec.index, _FLOAT, upper_bound=bound)
+            return tantivy.Query.range_query(self.schema, spec.index, _FLOAT, lower_bound=bound)
+        values = query.filters[param]
+        if param == "list":
+            values = tuple(t for ctid in values for t in timeline.day_terms(ctid, query.as_of))
+        return tantivy.Query.term_set_query(self.schema, TERM_FIELDS[param].index, list(values))
+
+    def _near(self, near: Any, generation: int) -> tantivy.Query:
+        """Documents with a point within the radius (cached per index generation: the candidate
+        check reads stored points)."""
+        key = (near.lat, near.lon, near.radius_km, generation)
+        with self._covers_lock:
+            if key in self._covers:
+                self._covers.move_to_end(key)
+                return self._covers[key]
+        c = geo.cover(near.lat, near.lon, near.radius_km)
+        inside = tantivy.Query.term_set_query(self.schema, "geo", list(c.inside)) if c.inside \
+            else tantivy.Query.empty_query()
+        boundary = tantivy.Query.term_set_query(self.schema, "geo", list(c.boundary)) if c.boundary \
+            else tantivy.Query.empty_query()
+        candidates = self.points_of(self._bool([(Must, boundary), (MustNot, inside)]))
+        rejected = [ctid for ctid, points in candidates.items() if not c.contains(points)]
+        clauses = [(Must, self._bool([(Should, inside), (Should, boundary)]))]
+        if rejected:
+            clauses.append((MustNot, tantivy.Query.term_set_query(self.schema, "ctid", rejected)))
+        result = self._bool(clauses)
+        with self._covers_lock:
+            self._covers[key] = result
+            while len(self._covers) > 64:
+                self._covers.popitem(last=False)
+        return result
+
+    def build(self, query: SearchQuery, generation: int, skip: str | None = None) -> tantivy.Query:
+        """Text and every filter, except the filter on `skip`."""
+        clauses: list[tuple[tantivy.Occur, tantivy.Query]] = [(Must, q) for q in self._text(query.terms)]
+        for param in (*query.filters, *query.ranges):
+            if param != skip:
+                clauses.append((Must, self._filter(query, param)))
+        if query.near is not None:
+            clauses.append((Must, self._near(query.near, generation)))
+        if not clauses:
+            clauses.append((Must, tantivy.Query.all_query()))
+        clauses.append((MustNot, self._not_meta))
+        return self._bool(clauses)
+
+    # --- execution -------------------------------------------------------------------------------
+    def run(self, searcher: tantivy.Searcher, query: SearchQuery, generation: int) -> Page:
+        main = self.build(query, generation)
+        hits, total, after = self._hits(searcher, query, main)
+        return Page(total=total, hits=hits, facets=self._facets(searcher, query, main, generation),
+                    after=after)
+
+    def _hits(self, searcher: tantivy.Searcher, query: SearchQuery, main: tantivy.Query
+              ) -> tuple[list[Hit], int, Any]:
+        """A page by offset (the cursor holds it): sort keys here are not unique, so there is no
+        key to resume after (see tantivy_backend.build_schema)."""
+        offset = query.after if isinstance(query.after, int) and query.after >= 0 else 0
+        if offset >= MAX_WINDOW:
+            return [], hits_count(searcher.search(main, 1, count=True)), None
+        limit = min(query.limit, MAX_WINDOW - offset)
+        field, order = _SORT_FIELDS[query.sort]
+        if field is None:
+            result = searcher.search(main, limit, count=True, offset=offset)
+        else:
+            result = searcher.search(main, limit, count=True, order_by_field=field, order=order,
+                                     offset=offset)
+        total = hits_count(result)
+        scored = field is None
+        hits = [self._hit(searcher, addr, float(key) if scored else None) for key, addr in result.hits]
+        end = offset + len(hits)
+        return hits, total, end if hits and end < min(total, MAX_WINDOW) else None
+
+    def _hit(self, searcher: tantivy.Searcher, addr: tantivy.DocAddress, score: float | None) -> Hit:
+        card = orjson.loads(stored_bytes(searcher.doc(addr), "card"))
+        return Hit(card["ctid"], card, score)
+
+    def _facets(self, searcher: tantivy.Searcher, query: SearchQuery, main: tantivy.Query,
+                generation: int) -> dict[str, dict[str, int]]:
+        if not query.facets:
+            return {}
+        active = set(query.filters) | set(query.ranges)
+        shared = {f: self._agg(f, query) for f in query.facets if f not in active}
+        raw: dict[str, Any] = searcher.aggregate(main, shared) if shared else {}
+        for name in query.facets:
+            if name in active:  # counted without its own filter (multi-select)
+                raw.update(searcher.aggregate(self.build(query, generation, skip=name),
+                                              {name: self._agg(name, query)}))
+        return {name: self._counts(name, raw[name], query) for name in query.facets}
+
+    def _agg(self, name: str, query: SearchQuery) -> dict[str, Any]:
+        if name in RANGE_FIELDS:
+            return range_agg(name)
+        spec = TERM_FIELDS[name]
+        terms: dict[str, Any] = {"field": spec.index, "size": SEGMENT_SIZE, "segment_size": SEGMENT_SIZE}
+        if name == "list":
+            terms["include"] = timeline.day_suffix_regex(query.as_of)
+        elif spec.facet_include:
+            terms["include"] = spec.facet_include
+        return {"terms": terms}
+
+    def _counts(self, name: str, raw: dict[str, Any], query: SearchQuery) -> dict[str, int]:
+        if name in RANGE_FIELDS:
+            return threshold_counts(name, raw["buckets"])
+        counts: dict[str, int] = {}
+        for bucket in raw["buckets"]:
+            key = bucket["key"] if name != "list" else bucket["key"].split(":", 1)[0]
+            counts[key] = counts.get(key, 0) + int(bucket["doc_count"])
+        return sort_facet(counts, query.facet_size)
+
+    # --- autocomplete ----------------------------------------------------------------------------
+    def suggest_names(self, searcher: tantivy.Searcher, terms: tuple[str, ...], limit: int
+                      ) -> list[Suggestion]:
+        *whole, last = terms
+        clauses = [(Must, tantivy.Query.term_query(self.schema, "names", t)) for t in whole]
+        clauses.append((Must, tantivy.Query.fuzzy_term_query(self.schema, "names", last, distance=0,
+                                                              prefix=True)))
+        clauses.append((Must, tantivy.Query.term_set_query(self.schema, "kind", list(SUGGEST_KINDS))))
+        result = searcher.search(self._bool(clauses), 50, count=False)
+        found = []
+        for _, addr in result.hits:
+            card = orjson.loads(stored_bytes(searcher.doc(addr), "card"))
+            found.append(Suggestion(card["name"], card["kind"], ctid=card["ctid"]))
+        return rank_names(found, terms, limit)

@@ -1,0 +1,88 @@
+"""The Tantivy index layout: fields, analyzer, how a search document maps onto them, and small
+helpers to read stored fields with their types."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import tantivy
+
+from search.documents import SearchDocument
+
+# Bump when the index layout or the derived documents change: a new directory is built from the
+# store and the old one removed (the projection rebuilds when it finds no position).
+LAYOUT_VERSION = 1
+FACET_FIELDS = ("kind", "type", "soc", "soc_group", "naics", "cip", "state", "delivery",
+                "audience", "lang", "status", "qa", "owner", "list_at")
+TEXT_FIELDS = ("names", "description", "keywords", "occupations", "organizations")
+ANALYZER = "credreg"
+WRITER_HEAP = 128_000_000
+
+
+def hits_count(result: tantivy.SearchResult) -> int:
+    """The number of matching documents of a search run with count=True."""
+    return int(getattr(result, "count", 0) or 0)
+
+
+def stored_text(doc: tantivy.Document, field: str) -> str:
+    value = doc.get_first(field)
+    assert isinstance(value, str), field
+    return value
+
+
+def stored_bytes(doc: tantivy.Document, field: str) -> bytes:
+    value = doc.get_first(field)
+    assert isinstance(value, bytes), field
+    return value
+
+
+def build_schema() -> tantivy.Schema:
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("ctid", stored=True, tokenizer_name="raw", index_option="basic")
+    for name in FACET_FIELDS:  # exact values, fast (columnar) for facet aggregations
+        sb.add_text_field(name, tokenizer_name="raw", fast=True, index_option="basic")
+    for name in ("geo", "deps"):
+        sb.add_text_field(name, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("link_dst", stored=True, tokenizer_name="raw", index_option="basic")
+    # Sort keys are not unique: a unique text column per document (a "name + CTID" key) costs
+    # more to index than all the rest (measured: 4 such columns cut throughput 3x). Pages past the
+    # first are found by offset instead (search/tantivy_query.py).
+    sb.add_text_field("sort_name", tokenizer_name="raw", fast=True, index_option="basic")
+    sb.add_unsigned_field("modified_us", fast=True)
+    for name in TEXT_FIELDS:
+        sb.add_text_field(name, tokenizer_name=ANALYZER, index_option="freq")
+    for name in ("cost", "duration", "credits"):
+        sb.add_float_field(name, indexed=True, fast=True)
+    sb.add_unsigned_field("valid_until", indexed=True, fast=True)
+    sb.add_unsigned_field("position", stored=True)
+    for name in ("card", "summary", "points"):
+        sb.add_bytes_field(name, stored=True)
+    return sb.build()
+
+
+def analyzer() -> tantivy.TextAnalyzer:
+    # Must match search/text.py tokens(): split on non-alphanumerics, drop tokens of 40 bytes or
+    # more, lower-case, fold to ASCII.
+    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+            .filter(tantivy.Filter.remove_long(40))
+            .filter(tantivy.Filter.lowercase())
+            .filter(tantivy.Filter.ascii_fold())
+            .build())
+
+
+def to_fields(d: SearchDocument) -> dict[str, Any]:
+    """The Tantivy field values of a document."""
+    out: dict[str, Any] = {
+        "ctid": d.ctid, "kind": d.kind, "type": d.types, "soc": d.soc, "soc_group": d.soc_group,
+        "naics": d.naics, "cip": d.cip, "state": d.state, "delivery": d.delivery,
+        "audience": d.audience, "lang": d.lang, "status": d.status, "qa": d.qa, "owner": d.owner,
+        "list_at": d.list_at, "geo": d.geo, "deps": d.deps, "link_dst": d.link_dst,
+        "names": d.names, "description": d.description, "keywords": d.keywords,
+        "occupations": d.occupations, "organizations": d.organizations,
+        "valid_until": d.valid_until, "card": orjson.dumps(d.card), "summary": d.summary,
+        "points": orjson.dumps(d.points), "sort_name": d.sort_name, "modified_us": d.modified_us}
+    for name in ("cost", "duration", "credits"):
+        value = getattr(d, name)
+        if value is not None:
+            out[name] = value
+    return {k: v for k, v in out.items() if v != [] and v is not None}

@@ -1,0 +1,336 @@
+"""One conformance suite for the TripleStore protocol, run against every backend: embedded
+pyoxigraph, and a real Oxigraph server (`oxigraph serve`) started on 127.0.0.1 for the session."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pyoxigraph as ox
+import pytest
+
+from registry.rdfstore import (
+    CSV,
+    GRAPH_FORMATS,
+    RESULTS_JSON,
+    RESULTS_XML,
+    TSV,
+    Dataset,
+    Group,
+    QuerySyntaxError,
+    QueryTimeout,
+    RdfDataError,
+    ResultTooLarge,
+    TripleStore,
+    dataset_iri,
+    meta_graph_iri,
+)
+from registry.rdfstore.oxigraph import OxigraphStore
+from registry.rdfstore.remote import RemoteStore
+
+BASE = "http://registry.test"
+META = meta_graph_iri(BASE)
+DS = dataset_iri(BASE)
+G1, G2, G3 = (f"{BASE}/graph/ce-0000000{i}-0000-4000-8000-000000000000" for i in (1, 2, 3))
+P = "https://purl.org/ctdl/terms/name"
+# A query that cannot finish in seconds: a cross product of five patterns.
+SLOW = ("SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l . ?m ?n2 ?o . "
+        "FILTER(STR(?c) != STR(?o)) }")
+
+
+def oxigraph_binary() -> str | None:
+    beside = Path(sys.executable).parent / "oxigraph"
+    return str(beside) if beside.exists() else shutil.which("oxigraph")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def oxigraph_server() -> Iterator[str]:
+    """A real Oxigraph server on a free port of 127.0.0.1, stopped at the end of the session."""
+    binary = oxigraph_binary()
+    if binary is None:
+        pytest.skip("the Oxigraph server binary is not installed (pip install oxigraph, a dev dependency)")
+    data = Path(tempfile.mkdtemp(prefix="credreg-oxigraph-"))
+    port = _free_port()
+    log = open(data / "server.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([binary, "serve", "--location", str(data / "db"), "--bind",
+                             f"127.0.0.1:{port}", "--timeout-s", "5"], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{url}/query?query=ASK%7B%7D", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"oxigraph serve exited: {(data / 'server.log').read_text()}")
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(params=["embedded", "remote"])
+def triple_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TripleStore]:
+    store: TripleStore
+    if request.param == "embedded":
+        store = OxigraphStore(tmp_path / "oxigraph", meta_graph=META, dataset_iri=DS, workers=2)
+    else:
+        store = RemoteStore(request.getfixturevalue("oxigraph_server"), meta_graph=META, dataset_iri=DS)
+        store.reset()  # the server is shared by the session: start each test empty
+    yield store
+    store.close()
+
+
+def nt(*lines: str) -> str:
+    return "".join(line + "\n" for line in lines)
+
+
+def record(graph: str, name: str) -> str:
+    return nt(f'<{graph}#it> <{P}> "{name}"@en .', f"<{graph}#it> <{P}x> <{graph}#other> .")
+
+
+def rows(store: TripleStore, sparql: str, **kwargs: object) -> list[dict[str, str]]:
+    result = store.query(sparql, **kwargs)  # type: ignore[arg-type]
+    assert result.kind == "solutions"
+    return [{k: v["value"] for k, v in b.items()} for b in orjson.loads(result.body)["results"]["bindings"]]
+
+
+def names(store: TripleStore, **kwargs: object) -> list[str]:
+    return sorted(r["n"] for r in rows(store, f"SELECT ?n WHERE {{ ?s <{P}> ?n }}", **kwargs))
+
+
+def load_two(store: TripleStore, position: int = 2) -> None:
+    store.apply(Group(position=position, drop=[G1, G2], meta_subjects=[G1, G2],
+                      graphs=[(G1, record(G1, "one")), (G2, record(G2, "two"))],
+                      metadata=[nt(f'<{G1}> <{P}meta> "m1" .', f'<{G2}> <{P}meta> "m2" .')]))
+
+
+# --- writes -------------------------------------------------------------------------------------
+def test_a_group_is_visible_in_the_union_default_graph_and_as_named_graphs(triple_store: TripleStore) -> None:
+    load_two(triple_store)
+    assert names(triple_store) == ["one", "two"]
+    graphs = {r["g"] for r in rows(triple_store, "SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }")}
+    assert graphs == {G1, G2, META}
+    assert triple_store.position() == 2
+    meta = rows(triple_store, f"SELECT ?s ?o WHERE {{ GRAPH <{META}> {{ ?s <{P}meta> ?o }} }}")
+    assert sorted((r["s"], r["o"]) for r in meta) == [(G1, "m1"), (G2, "m2")]
+
+
+def test_replacing_a_graph_removes_its_old_triples(triple_store: TripleStore) -> None:
+    load_two(triple_store)
+    triple_store.apply(Group(position=3, drop=[G1], meta_subjects=[G1], graphs=[(G1, record(G1, "uno"))],
+                             metadata=[nt(f'<{G1}> <{P}meta> "m1b" .')]))
+    assert names(triple_store) == ["two", "uno"]
+    meta = rows(triple_store, f"SELECT ?o WHERE {{ GRAPH <{META}> {{ <{G1}> <{P}meta> ?o }} }}")
+    assert [r["o"] for r in meta] == ["m1b"]
+
+
+def test_a_deletion_removes_the_graph_and_its_metadata(triple_store: TripleStore) -> None:
+    load_two(triple_store)
+    triple_store.apply(Group(position=3, drop=[G2], meta_subjects=[G2]))
+    assert names(triple_store) == ["one"]
+    assert triple_store.graph_ntriples(G2) == ""
+    assert rows(triple_store, f"SELECT ?o WHERE {{ GRAPH <{META}> {{ <{G2}> ?p ?o }} }}") == []
+    assert triple_store.position() == 3
+
+
+def test_applying_a_group_twice_is_harmless(triple_store: TripleStore) -> None:
+    load_two(triple_store)
+    before = triple_store.counts()
+    load_two(triple_store)
+    assert triple_store.counts() == before
+    assert names(triple_store) == ["one", "two"]
+
+
+def test_a_rejected_group_changes_nothing(triple_store: TripleStore) -> None:
+    load_two(triple_store)
+    with pytest.raises(RdfDataError):
+        triple_store.apply(Group(position=9, drop=[G1], meta_subjects=[G1],
+                                 graphs=[(G1, '<http://x> <http://p> "unterminated .\n')]))
+    assert names(triple_store) == ["one", "two"]
+    assert triple_store.position() == 2
+
+
+def test_graph_store_operations(triple_store: TripleStore) -> None:
+    triple_store.replace_graph(G3, record(G3, "three"))
+    assert ox.Triple(ox.NamedNode(f"{G3}#it"), ox.NamedNode(P), ox.Literal("three", language="en")) in [
+        q.triple for q in ox.parse(triple_store.graph_ntriples(G3), format=ox.RdfFormat.N_TRIPLES)]
+    triple_store.replace_graph(G3, record(G3, "drei"))
+    assert names(triple_store) == ["drei"]
+    with pytest.raises(RdfDataError):
+        triple_store.replace_graph(G3, "<not a triple")
+    assert names(triple_store) == ["drei"]
+    triple_store.remove_graph(G3)
+    triple_store.remove_graph(G3)  # removing a missing graph is fine
+    assert names(triple_store) == []
+
+
+def test_metadata_updates_and_position(triple_store: TripleStore) -> None:
+    triple_store.update_metadata([G1], nt(f'<{G1}> <{P}meta> "a" .'), 5)
+    triple_store.update_metadata([G1], nt(f'<{G1}> <{P}meta> "b" .'), None)
+    assert [r["o"] for r in rows(triple_store, f"SELECT ?o WHERE {{ <{G1}> <{P}meta> ?o }}")] == ["b"]
+    assert triple_store.position() == 5
+
+
+def test_counts_and_reset(triple_store: TripleStore) -> None:
+    load_two(triple_store)
+    counts = triple_store.counts()
+    assert counts.graphs == 3  # two records and the metadata graph
+    assert counts.triples == 4 + 2 + 1  # record triples, metadata, the position
+    triple_store.reset()
+    assert triple_store.position() == 0
+    assert triple_store.counts().triples == 0
+    assert names(triple_store) == []
+
+
+def test_the_position_is_stored_with_the_data(triple_store: TripleStore, tmp_path: Path) -> None:
+    load_two(triple_store, position=7)
+    triple_store.close()
+    if isinstance(triple_store, OxigraphStore):
+        again: TripleStore = OxigraphStore(tmp_path / "oxigraph", meta_graph=META, dataset_iri=DS)
+    else:
+        assert isinstance(triple_store, RemoteStore)
+        again = RemoteStore(triple_store.query_url.rsplit("/", 1)[0], meta_graph=META, dataset_iri=DS)
+    try:
+        assert again.position() == 7
+        assert names(again) == ["one", "two"]
+    finally:
+        again.close()
+
+
+# --- queries ------------------------------------------------------------------------------------
+def test_select_in_every_results_format(triple_store: TripleStore) -> None:
+    load_two(triple_store)
+    sparql = f"SELECT ?s ?n WHERE {{ ?s <{P}> ?n }} ORDER BY ?n"
+    body = triple_store.query(sparql, solutions_format=RESULTS_JSON).body
+    assert [b["n"] for b in orjson.loads(body)["results"]["bindings"]] == [
+        {"type": "literal", "value": "one", "xml:lang": "en"}, {"type": "literal", "value": "two", "xml:lang": "en"}]
+    for media, fmt in ((RESULTS_XML, ox.QueryResultsFormat.XML), (TSV, ox.QueryResultsFormat.TSV)):
+        result = triple_store.query(sparql, solutions_format=media)
+        assert result.media_type == media
+        parsed = list(ox.parse_query_results(result.body, format=fmt))
+        assert [s["n"] for s in parsed] == [ox.Literal("one", language="en"), ox.Literal("two", language="en")]
+    table = list(csv.reader(io.StringIO(triple_store.query(sparql, solutions_format=CSV).body.decode())))
+    assert table == [["s", "n"], [f"{G1}#it", "one"], [f"{G2}#it", "two"]]
+
+
+def test_ask_and_graph_results(triple_store: TripleStore) -> None:
+    load_two(triple_store)
+    ask = triple_store.query(f'ASK {{ ?s <{P}> "one"@en }}')
+    assert (ask.kind, orjson.loads(ask.body)["boolean"]) == ("boolean", True)
+    sparql = f"CONSTRUCT {{ ?s <{P}> ?n }} WHERE {{ ?s <{P}> ?n }}"
+    for media in GRAPH_FORMATS:
+        result = triple_store.query(sparql, graph_format=media)
+        assert (result.kind, result.media_type, result.count) == ("graph", media, 2)
+        parsed = {q.triple for q in ox.parse(result.body, format=ox.RdfFormat.from_media_type(media))}
+        assert ox.Triple(ox.NamedNode(f"{G1}#it"), ox.NamedNode(P), ox.Literal("one", language="en")) in parsed
+    described = triple_store.query(f"DESCRIBE <{G2}#it>", graph_format="application/n-triples")
+    assert described.count == 2
+
+
+def test_protocol_dataset_replaces_the_union(triple_store: TripleStore) -> None:
+    load_two(triple_store)
+    assert names(triple_store, dataset=Dataset(default_graphs=(G1,))) == ["one"]
+    graphs = rows(triple_store, "SELECT ?g WHERE { GRAPH ?g { ?s ?p ?o } }", dataset=Dataset(named_graphs=(G2,)))
+    assert {r["g"] for r in graphs} == {G2}
+    assert names(triple_store, dataset=Dataset(named_graphs=(G2,))) == []  # default graph: empty
+    assert names(triple_store, dataset=Dataset(union=False)) == []  # the store's own default graph
+    from_g2 = rows(triple_store, f"SELECT ?n FROM <{G2}> WHERE {{ ?s <{P}> ?n }}", dataset=Dataset(union=False))
+    assert [r["n"] for r in from_g2] == ["two"]
+
+
+def test_malformed_queries_raise_with_the_parsers_message(triple_store: TripleStore) -> None:
+    with pytest.raises(QuerySyntaxError, match="1:"):
+        triple_store.query("SELECT ?x WHERE { ?x ?p }")
+    with pytest.raises(QuerySyntaxError):
+        triple_store.query('INSERT DATA { <http://a> <http://b> "c" }')
+    assert names(triple_store) == []
+
+
+def test_the_result_cap(triple_store: TripleStore) -> None:
+    load_two(triple_store)
+    with pytest.raises(ResultTooLarge):
+        triple_store.query("SELECT * WHERE { GRAPH ?g { ?s ?p ?o } }", max_results=3)
+    with pytest.raises(ResultTooLarge):
+        triple_store.query("CONSTRUCT WHERE { ?s ?p ?o }", max_results=3)
+    assert triple_store.query("SELECT * WHERE { ?s ?p ?o } LIMIT 3", max_results=3).count == 3
+
+
+def _fill(store: TripleStore, n: int = 600) -> None:
+    lines = nt(*(f'<{G3}#s{i}> <{P}> "v{i}" .' for i in range(n)))
+    store.apply(Group(position=1, drop=[G3], graphs=[(G3, lines)]))
+
+
+def test_a_slow_query_is_stopped_at_the_time_limit(triple_store: TripleStore) -> None:
+    _fill(triple_store)
+    start = time.monotonic()
+    with pytest.raises(QueryTimeout):
+        triple_store.query(SLOW, timeout_s=1.5)
+    assert time.monotonic() - start < 6
+    assert triple_store.query(f'ASK {{ ?s <{P}> "v1" }}', timeout_s=20).body.endswith(b"true}")
+
+
+def test_the_embedded_store_kills_the_worker_running_a_timed_out_query(tmp_path: Path) -> None:
+    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=1)
+    try:
+        _fill(store)
+        assert store.query("ASK { ?s ?p ?o }").body.endswith(b"true}")
+        (worker,) = store._pool._all
+        pid = worker.process.pid
+        assert pid is not None
+        with pytest.raises(QueryTimeout):
+            store.query(SLOW, timeout_s=1.0)
+        with pytest.raises(ProcessLookupError):  # the work really stopped: the process is gone
+            os.kill(pid, 0)
+        assert store.query("ASK { ?s ?p ?o }").body.endswith(b"true}")  # a fresh worker answers
+    finally:
+        store.close()
+
+
+def test_a_slow_query_does_not_hold_up_a_fast_one(tmp_path: Path) -> None:
+    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=2)
+    try:
+        _fill(store)
+        store.query("ASK { ?s ?p ?o }")  # the pool is up
+        slow = threading.Thread(target=lambda: pytest.raises(QueryTimeout, store.query, SLOW, timeout_s=4))
+        slow.start()
+        time.sleep(0.3)
+        start = time.monotonic()
+        assert store.query(f'ASK {{ ?s <{P}> "v2" }}').body.endswith(b"true}")
+        assert time.monotonic() - start < 2
+        slow.join()
+    finally:
+        store.close()
+
+
+def test_reads_see_the_latest_write_and_checkpoints_are_cleaned_up(tmp_path: Path) -> None:
+    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=2)
+    try:
+        for i in range(5):
+            store.replace_graph(G1, record(G1, f"v{i}"))
+            assert names(store) == [f"v{i}"]
+        snapshots = list((tmp_path / "ox-snapshots").iterdir())
+        assert len(snapshots) <= 3  # the current one and at most one held by each worker
+    finally:
+        store.close()
+    assert list((tmp_path / "ox-snapshots").iterdir()) == []

@@ -1,0 +1,121 @@
+"""GET /search and /search/suggest at the HTTP edge: every bad parameter is a 400 problem that
+names it, limits hold, cursors are tamper-evident, and the routes are in /openapi.json."""
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from search.query import MAX_QUERY_CHARS, parse
+from tests.search_fixtures import credential, ctid, organization
+
+BAD = [
+    ({"q": "x" * (MAX_QUERY_CHARS + 1)}, "q"),
+    ({"q": " ".join(f"w{i}" for i in range(13))}, "q"),
+    ({"type": "ceterms:Credentail"}, "type"),
+    ({"kind": "widget"}, "kind"),
+    ({"soc": "291141"}, "soc"),
+    ({"soc_group": "2"}, "soc_group"),
+    ({"naics": "1234567"}, "naics"),
+    ({"cip": "51.3"}, "cip"),
+    ({"state": "Atlantis"}, "state"),
+    ({"state": ",".join(["OH"] * 21)}, "state"),
+    ({"delivery": "in person"}, "delivery"),
+    ({"lang": "english!"}, "lang"),
+    ({"qa": "ce-nope"}, "qa"),
+    ({"owner": "not-a-ctid"}, "owner"),
+    ({"list": "12"}, "list"),
+    ({"list_as_of": "2024-13-01"}, "list_as_of"),
+    ({"cost_max": "cheap"}, "cost_max"),
+    ({"cost_max": "-1"}, "cost_max"),
+    ({"cost_max": "nan"}, "cost_max"),
+    ({"duration_max_months": "inf"}, "duration_max_months"),
+    ({"credit_min": "-3"}, "credit_min"),
+    ({"near": "39.7"}, "near"),
+    ({"near": "91,0"}, "near"),
+    ({"near": "39.7,-84.2", "radius_km": "5000"}, "radius_km"),
+    ({"radius_km": "10"}, "radius_km"),
+    ({"sort": "random"}, "sort"),
+    ({"limit": "0"}, "limit"),
+    ({"limit": "101"}, "limit"),
+    ({"limit": "ten"}, "limit"),
+    ({"facets": "color"}, "facets"),
+    ({"facets": ",".join(["state", "type", "soc", "soc_group", "naics", "cip", "delivery", "audience",
+                          "status", "lang", "qa", "owner", "list"])}, "facets"),
+    ({"facets": "near"}, "facets"),
+    ({"facet_size": "1000"}, "facet_size"),
+    ({"cursor": "!!!"}, "cursor"),
+    ({"cursor": "x" * 3000}, "cursor"),
+    ({"stat": "OH"}, "stat"),
+]
+
+
+@pytest.mark.parametrize("params, parameter", BAD, ids=[p for _, p in BAD])
+def test_bad_parameters_are_400_problems_naming_them(client: TestClient, params: dict[str, str],
+                                                     parameter: str) -> None:
+    response = client.get("/search", params=params)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["parameter"] == parameter
+    assert problem["type"] == "urn:credreg:problem:bad-request" and problem["detail"]
+
+
+def test_repeated_single_parameter_is_refused(client: TestClient) -> None:
+    response = client.get("/search?sort=name&sort=cost")
+    assert response.status_code == 400 and response.json()["parameter"] == "sort"
+
+
+def test_cursor_of_another_search_is_refused(client: TestClient) -> None:
+    org = ctid()
+    ids = [ctid() for _ in range(3)]
+    for i, c in enumerate([organization(org, "College"), *(credential(x, f"Cert {n}", org) for n, x in
+                                                            enumerate(ids))]):
+        client.app.state.registry.publish(client.app.state.registry.prepare(orjson.dumps(c)), None,
+                                          mode="import")
+        assert i >= 0
+    first = client.get("/search", params={"kind": "credential", "limit": 1}).json()
+    assert first["next"]
+    other = client.get("/search", params={"kind": "organization", "limit": 1, "cursor": first["next"]})
+    assert other.status_code == 400 and other.json()["parameter"] == "cursor"
+    forged = base64.urlsafe_b64encode(orjson.dumps({"f": "0" * 16, "a": 0, "o": 0})).decode()
+    response = client.get("/search", params={"kind": "credential", "cursor": forged})
+    assert response.status_code == 400 and response.json()["parameter"] == "cursor"
+    second = client.get("/search", params={"kind": "credential", "limit": 1, "cursor": first["next"]})
+    assert second.status_code == 200 and second.json()["results"][0]["ctid"] != first["results"][0]["ctid"]
+
+
+def test_suggest_parameters(client: TestClient) -> None:
+    assert client.get("/search/suggest", params={"q": "x" * 101}).json()["parameter"] == "q"
+    assert client.get("/search/suggest", params={"q": "nur", "limit": "50"}).json()["parameter"] == "limit"
+    assert client.get("/search/suggest", params={"prefix": "nur"}).json()["parameter"] == "prefix"
+    assert client.get("/search/suggest", params={"q": ""}).json() == {"q": "", "suggestions": []}
+
+
+def test_empty_index_answers(client: TestClient) -> None:
+    body = client.get("/search", params={"q": "anything", "facets": "state,cost_max,list"}).json()
+    assert body["total"] == 0 and body["results"] == [] and body["next"] is None
+    assert body["facets"]["state"] == {} and body["facets"]["list"] == {}
+    assert set(body["facets"]["cost_max"].values()) == {0}
+
+
+def test_openapi_describes_search(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    search = paths["/search"]["get"]
+    names = {p["name"] for p in search["parameters"]}
+    assert {"q", "type", "soc", "naics", "cip", "state", "near", "radius_km", "cost_max",
+            "duration_max_months", "delivery", "audience", "qa", "list", "list_as_of", "credit_min",
+            "owner", "status", "lang", "sort", "facets", "cursor", "limit"} <= names
+    assert "400" in search["responses"] and "/search/suggest" in paths
+
+
+def test_parse_defaults_and_normalization() -> None:
+    q = parse([("q", "Nursing  Assistant!"), ("state", "ohio,KY"), ("soc", "29-1141.00"),
+               ("type", "Degree"), ("naics", "31"), ("lang", "en-US")], 50)
+    assert q.terms == ("nursing", "assistant") and q.sort == "relevance" and q.limit == 20
+    assert q.filters == {"type": ("ceterms:Degree",), "soc": ("29-1141",), "naics": ("31-33",),
+                         "state": ("OH", "KY"), "lang": ("en",)}
+    assert parse([], 10).limit == 10 and parse([], 10).sort == "name"
+    assert parse([("sort", "relevance")], 10).sort == "name"  # nothing to score without q

@@ -1,0 +1,477 @@
+"""The RDF projection and /sparql: read-your-writes, named graphs per record, skolemized blank
+nodes, the metadata graph, the SPARQL 1.1 Protocol, negotiation, limits, and ordinary clients."""
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import orjson
+import pyoxigraph as ox
+import pytest
+from starlette.testclient import TestClient
+
+from registry.app import create_app
+from registry.config import Settings
+from registry.rdfstore import TripleStore, meta_graph_iri
+from registry.rdfstore.oxigraph import OxigraphStore
+from registry.rdfstore.projection import RdfProjection, skolemize
+from registry.rdfstore.remote import RemoteStore
+from registry.service import Registry
+from registry.sparql import analyze
+from tests.conftest import BASE, ORG, graph, new_ctid, organization
+from tests.test_rdfstore import SLOW, _free_port, oxigraph_server  # noqa: F401 - the session fixture
+
+CT = "https://purl.org/ctdl/terms/"
+META = meta_graph_iri(BASE)
+SELECT_NAMES = f"SELECT ?s ?name WHERE {{ ?s <{CT}name> ?name }} ORDER BY ?name"
+CONSTRUCT_NAMES = f"CONSTRUCT {{ ?s <{CT}name> ?name }} WHERE {{ ?s <{CT}name> ?name }}"
+
+
+def publish(client: TestClient, headers: dict[str, str], doc: dict[str, Any]) -> dict[str, Any]:
+    ctid = doc["@graph"][0]["ceterms:ctid"]
+    response = client.put(f"/graph/{ctid}", content=orjson.dumps(doc),
+                          headers={**headers, "Content-Type": "application/ld+json"})
+    assert response.status_code in (200, 201), response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def sparql(client: TestClient, query: str, accept: str = "application/sparql-results+json",
+           **params: Any) -> Any:
+    return client.get("/sparql", params={"query": query, **params}, headers={"Accept": accept})
+
+
+def bindings(response: Any) -> list[dict[str, str]]:
+    assert response.status_code == 200, response.text
+    return [{k: v["value"] for k, v in b.items()} for b in response.json()["results"]["bindings"]]
+
+
+def ask(client: TestClient, pattern: str) -> bool:
+    response = sparql(client, f"ASK {{ {pattern} }}")
+    assert response.status_code == 200, response.text
+    return bool(response.json()["boolean"])
+
+
+# --- the projection, on both backends ---------------------------------------------------------
+@pytest.fixture(params=["embedded", "remote"])
+def rdf_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[TestClient, Registry]]:
+    settings = Settings(data_dir=tmp_path / "data", base_uri=BASE, durable=False)
+    store: TripleStore
+    if request.param == "embedded":
+        store = OxigraphStore(tmp_path / "data" / "oxigraph", meta_graph=META,
+                              dataset_iri=f"{BASE}/.well-known/void#dataset")
+    else:
+        store = RemoteStore(request.getfixturevalue("oxigraph_server"), meta_graph=META,
+                            dataset_iri=f"{BASE}/.well-known/void#dataset")
+        store.reset()
+    registry = Registry(settings, projections=[RdfProjection(store, BASE)])
+    with TestClient(create_app(registry), base_url=BASE, raise_server_exceptions=False) as client:
+        yield client, registry
+    registry.close()
+
+
+@pytest.fixture
+def rdf_headers(rdf_client: tuple[TestClient, Registry]) -> dict[str, str]:
+    from registry import auth
+
+    key = auth.new_key()
+    rdf_client[1].store.create_key(auth.key_hash(key), ORG, False, "test")
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_a_publish_is_queryable_when_it_returns(rdf_client: tuple[TestClient, Registry],
+                                                rdf_headers: dict[str, str]) -> None:
+    client, _ = rdf_client
+    for i in range(5):
+        ctid = new_ctid()
+        publish(client, rdf_headers, graph(ctid, name=f"Welder {i}"))
+        assert ask(client, f'GRAPH <{BASE}/graph/{ctid}> {{ ?s <{CT}name> "Welder {i}"@en-us }}')
+
+
+def test_replacing_and_deleting_remove_old_triples(rdf_client: tuple[TestClient, Registry],
+                                                   rdf_headers: dict[str, str]) -> None:
+    client, _ = rdf_client
+    ctid = new_ctid()
+    etag = publish(client, rdf_headers, graph(ctid, name="Old name"))["etag"]
+    response = client.put(f"/graph/{ctid}", content=orjson.dumps(graph(ctid, name="New name")),
+                          headers={**rdf_headers, "If-Match": f'"{etag}"', "Content-Type": "application/ld+json"})
+    assert response.status_code == 200
+    assert not ask(client, f'?s <{CT}name> "Old name"@en-us')
+    assert ask(client, f'?s <{CT}name> "New name"@en-us')
+    etag = response.json()["etag"]
+    assert client.delete(f"/graph/{ctid}", headers={**rdf_headers, "If-Match": f'"{etag}"'}).status_code == 200
+    assert not ask(client, f'?s <{CT}name> "New name"@en-us')
+    assert not ask(client, f"GRAPH <{BASE}/graph/{ctid}> {{ ?s ?p ?o }}")
+    assert not ask(client, f"GRAPH <{META}> {{ <{BASE}/graph/{ctid}> ?p ?o }}")
+
+
+def test_blank_nodes_are_skolemized_per_record(rdf_client: tuple[TestClient, Registry],
+                                               rdf_headers: dict[str, str]) -> None:
+    client, _ = rdf_client
+    a, b = new_ctid(), new_ctid()
+    for ctid, price in ((a, 100), (b, 200)):  # both documents label their cost profile "_:b0"
+        doc = graph(ctid, **{"ceterms:estimatedCost": ["_:b0"]})
+        doc["@graph"].append({"@id": "_:b0", "@type": "ceterms:CostProfile", "ceterms:price": price,
+                              "ceterms:currency": "USD"})
+        publish(client, rdf_headers, doc)
+    rows = bindings(sparql(client, f"SELECT ?cost ?price WHERE {{ ?c <{CT}estimatedCost> ?cost . "
+                                   f"?cost <{CT}price> ?price }}"))
+    assert len(rows) == 2  # not merged: two cost nodes, one price each
+    costs = sorted(r["cost"] for r in rows)
+    prefixes = sorted(f"{BASE}/.well-known/genid/{c}/" for c in (a, b))
+    assert [c[:len(p)] for c, p in zip(costs, prefixes, strict=True)] == prefixes
+    assert not ask(client, "?s ?p ?o FILTER(isBlank(?s) || isBlank(?o))")
+
+
+def test_the_metadata_graph_describes_each_record(rdf_client: tuple[TestClient, Registry],
+                                                  rdf_headers: dict[str, str]) -> None:
+    client, registry = rdf_client
+    ctid = new_ctid()
+    publish(client, rdf_headers, organization())
+    result = publish(client, rdf_headers, graph(ctid))
+    g = f"{BASE}/graph/{ctid}"
+    rows = bindings(sparql(client, f"SELECT ?p ?o WHERE {{ GRAPH <{META}> {{ <{g}> ?p ?o }} }}"))
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        found.setdefault(row["p"], set()).add(row["o"])
+    assert found["http://purl.org/dc/terms/identifier"] == {ctid}
+    assert found["http://purl.org/dc/terms/publisher"] == {f"{BASE}/resources/{ORG}"}
+    assert found["http://www.w3.org/ns/prov#wasAttributedTo"] == {f"{BASE}/resources/{ORG}"}
+    assert found["http://www.w3.org/2002/07/owl#versionInfo"] == {"1"}
+    assert found["http://xmlns.com/foaf/0.1/primaryTopic"] == {f"{BASE}/resources/{ctid}"}
+    assert found["http://purl.org/dc/terms/type"] == {f"{CT}Certification"}
+    record = registry.store.get(ctid)
+    assert record is not None
+    assert {"http://purl.org/dc/terms/created", "http://purl.org/dc/terms/modified"} <= found.keys()
+    checksum = bindings(sparql(client, f"SELECT ?v WHERE {{ <{g}> <http://spdx.org/rdf/terms#checksum> ?c . "
+                                       "?c <http://spdx.org/rdf/terms#checksumValue> ?v }"))
+    assert [r["v"] for r in checksum] == [result["etag"]]
+    assert registry.projector.projections[0].position() == registry.store.last_seq()
+
+
+def test_reindex_rebuilds_the_same_triples(rdf_client: tuple[TestClient, Registry],
+                                           rdf_headers: dict[str, str]) -> None:
+    client, registry = rdf_client
+    for i in range(4):
+        publish(client, rdf_headers, graph(name=f"Course {i}"))
+    query = "SELECT ?g ?s ?p ?o WHERE { GRAPH ?g { ?s ?p ?o } } ORDER BY ?g ?s ?p ?o"
+    before = bindings(sparql(client, query))
+    projection = registry.projector.projections[0]
+    projection.reset()
+    assert not ask(client, "?s ?p ?o")
+    registry.projector.catch_up()
+    assert bindings(sparql(client, query)) == before
+
+
+def test_a_record_the_engine_rejects_does_not_block_the_others(rdf_client: tuple[TestClient, Registry]) -> None:
+    client, registry = rdf_client
+    from registry.store import Record
+
+    good, bad = new_ctid(), new_ctid()
+    with registry.store.batch() as batch:
+        for ctid, triples in ((good, f'<{BASE}/resources/{good}> <{CT}name> "fine" .\n'),
+                              (bad, f'<{BASE}/resources/{bad}> <{CT}name> "broken .\n')):
+            batch.write(Record(ctid=ctid, version=1, etag="x" * 64, body=b"{}", ntriples=triples,
+                               type="ceterms:Certification", owners=(), publisher=None,
+                               created="2025-01-01T00:00:00Z", modified="2025-01-01T00:00:00Z"), "create")
+    registry.projector.catch_up()
+    assert ask(client, f'?s <{CT}name> "fine"')
+    assert not ask(client, f"GRAPH <{BASE}/graph/{bad}> {{ ?s ?p ?o }}")
+    assert registry.projector.projections[0].position() == registry.store.last_seq()
+
+
+def test_skolemize_leaves_literals_alone() -> None:
+    nt = ('_:b0 <http://p> "text with _:b1 inside" .\n<http://s> <http://q> _:b0 .\n'
+          '_:x.y-z <http://p> "a _:b2 ." .\n')
+    out = skolemize(nt, "http://r", "ce-1")
+    assert out == ('<http://r/.well-known/genid/ce-1/b0> <http://p> "text with _:b1 inside" .\n'
+                   '<http://s> <http://q> <http://r/.well-known/genid/ce-1/b0> .\n'
+                   '<http://r/.well-known/genid/ce-1/x.y-z> <http://p> "a _:b2 ." .\n')
+
+
+# --- the protocol -------------------------------------------------------------------------------
+@pytest.fixture
+def loaded(client: TestClient, org_headers: dict[str, str]) -> TestClient:
+    publish(client, org_headers, organization())
+    for name in ("Alpha Welding", "Beta Nursing", "Gamma Coding"):
+        publish(client, org_headers, graph(name=name))
+    return client
+
+
+@pytest.mark.parametrize(("accept", "media"), [
+    ("application/sparql-results+json", "application/sparql-results+json"),
+    ("application/json", "application/sparql-results+json"),
+    ("application/sparql-results+xml", "application/sparql-results+xml"),
+    ("text/csv", "text/csv"),
+    ("text/tab-separated-values", "text/tab-separated-values"),
+    ("text/csv;q=0.5, application/sparql-results+xml;q=0.9", "application/sparql-results+xml"),
+    ("*/*", "application/sparql-results+json"),
+    ("", "application/sparql-results+json"),
+])
+def test_select_results_are_negotiated(loaded: TestClient, accept: str, media: str) -> None:
+    response = sparql(loaded, SELECT_NAMES, accept)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].split(";")[0] == media
+    assert "Accept" in response.headers["vary"]
+    if media.endswith("json"):
+        values = [b["name"]["value"] for b in response.json()["results"]["bindings"]]
+    elif media.endswith("xml"):
+        values = [s["name"].value for s in ox.parse_query_results(response.content, format=ox.QueryResultsFormat.XML)]
+    elif media == "text/csv":
+        values = [row[1] for row in list(csv.reader(io.StringIO(response.text)))[1:]]
+    else:
+        values = [s["name"].value for s in ox.parse_query_results(response.content, format=ox.QueryResultsFormat.TSV)]
+    assert values[:3] == ["Alpha Welding", "Beta Nursing", "Example College"]
+
+
+@pytest.mark.parametrize(("accept", "media"), [
+    ("text/turtle", "text/turtle"), ("application/n-triples", "application/n-triples"),
+    ("application/n-quads", "application/n-quads"), ("application/ld+json", "application/ld+json"),
+    ("application/rdf+xml", "application/rdf+xml"),
+    ("application/sparql-results+xml, application/rdf+xml", "application/rdf+xml"),  # rdflib's Accept
+    ("*/*", "text/turtle"),
+])
+def test_graph_results_are_negotiated(loaded: TestClient, accept: str, media: str) -> None:
+    response = sparql(loaded, CONSTRUCT_NAMES, accept)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].split(";")[0] == media
+    triples = list(ox.parse(response.content, format=ox.RdfFormat.from_media_type(media)))
+    assert ox.Literal("Gamma Coding", language="en-us") in {q.object for q in triples}
+
+
+@pytest.mark.parametrize("query", [SELECT_NAMES, CONSTRUCT_NAMES])
+def test_an_unacceptable_format_is_406(loaded: TestClient, query: str) -> None:
+    response = sparql(loaded, query, "image/png")
+    assert response.status_code == 406
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_post_forms_and_sparql_query_bodies(loaded: TestClient) -> None:
+    form = loaded.post("/sparql", data={"query": SELECT_NAMES},
+                       headers={"Accept": "application/sparql-results+json"})
+    direct = loaded.post("/sparql", content=SELECT_NAMES.encode(),
+                         headers={"Content-Type": "application/sparql-query",
+                                  "Accept": "application/sparql-results+json"})
+    assert bindings(form) == bindings(direct) == bindings(sparql(loaded, SELECT_NAMES))
+    assert loaded.post("/sparql", content=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert loaded.post("/sparql", data={"nothing": "here"}).status_code == 400
+    two = loaded.get("/sparql", params=[("query", "ASK {}"), ("query", "ASK {}")])
+    assert two.status_code == 400
+
+
+def test_ask(loaded: TestClient) -> None:
+    assert ask(loaded, f'?s <{CT}name> "Beta Nursing"@en-us')
+    xml = sparql(loaded, "ASK { ?s ?p ?o }", "application/sparql-results+xml")
+    assert b"<boolean>true</boolean>" in xml.content
+
+
+def test_dataset_parameters_and_from(loaded: TestClient, registry: Registry) -> None:
+    ctid = next(r.ctid for r in registry.store.iter_current() if r.type == "ceterms:Certification")
+    g = f"{BASE}/graph/{ctid}"
+    one = bindings(sparql(loaded, SELECT_NAMES, **{"default-graph-uri": g}))
+    assert len(one) == 1
+    named = bindings(sparql(loaded, "SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }",
+                            **{"named-graph-uri": g}))
+    assert [r["g"] for r in named] == [g]
+    from_clause = bindings(sparql(loaded, f"SELECT ?name FROM <{g}> WHERE {{ ?s <{CT}name> ?name }}"))
+    assert from_clause == [{"name": one[0]["name"]}]
+    bad = sparql(loaded, SELECT_NAMES, **{"default-graph-uri": "not an iri"})
+    assert bad.status_code == 400
+
+
+def test_the_default_graph_is_the_union_of_record_graphs(loaded: TestClient) -> None:
+    in_graphs = bindings(sparql(loaded, f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH ?g {{ ?s ?p ?o }} "
+                                        f"FILTER(?g != <{META}>) }}"))
+    union = bindings(sparql(loaded, f"SELECT (COUNT(*) AS ?n) WHERE {{ ?s ?p ?o FILTER NOT EXISTS "
+                                    f"{{ GRAPH <{META}> {{ ?s ?p ?o }} }} }}"))
+    assert int(in_graphs[0]["n"]) == int(union[0]["n"]) > 20
+
+
+@pytest.mark.parametrize(("method", "kwargs"), [
+    ("post", {"content": b'INSERT DATA { <http://a> <http://b> "c" }',
+              "headers": {"Content-Type": "application/sparql-update"}}),
+    ("post", {"data": {"update": 'INSERT DATA { <http://a> <http://b> "c" }'}}),
+    ("get", {"params": {"query": 'PREFIX x: <http://x/> # a comment\nINSERT DATA { <http://a> <http://b> "c" }'}}),
+    ("get", {"params": {"query": "DROP ALL"}}),
+])
+def test_updates_are_refused(loaded: TestClient, method: str, kwargs: dict[str, Any]) -> None:
+    response = getattr(loaded, method)("/sparql", **kwargs)
+    assert response.status_code == 403
+    assert response.json()["type"] == "urn:credreg:problem:sparql-update-refused"
+    assert not ask(loaded, '<http://a> <http://b> "c"')
+
+
+def test_a_malformed_query_gets_400_with_the_parsers_message(loaded: TestClient) -> None:
+    response = sparql(loaded, "SELECT ?x WHERE { ?x ?p }")
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:credreg:problem:malformed-query"
+    assert "1:" in response.json()["detail"]
+    assert sparql(loaded, "  ").status_code == 400
+
+
+@pytest.mark.parametrize("query", ["\x00\x01", "SELECT * WHERE { ?s ?p \"\\uD800\" }", "(((((" * 2000,
+                                   "SELECT * WHERE { <" + "a" * 10000, "PREFIX : <http://x/> SELECT ?from WHERE {}"])
+def test_no_input_crashes_the_endpoint(loaded: TestClient, query: str) -> None:
+    response = sparql(loaded, query)
+    assert response.status_code in (200, 400)
+
+
+def test_the_service_description(loaded: TestClient) -> None:
+    response = loaded.get("/sparql", headers={"Accept": "text/turtle"})
+    assert response.status_code == 200
+    triples = {q.triple for q in ox.parse(response.content, format=ox.RdfFormat.TURTLE)}
+    sd = "http://www.w3.org/ns/sparql-service-description#"
+    service = ox.NamedNode(f"{BASE}/sparql")
+    assert ox.Triple(service, ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type"),
+                     ox.NamedNode(sd + "Service")) in triples
+    assert ox.Triple(service, ox.NamedNode(sd + "feature"), ox.NamedNode(sd + "UnionDefaultGraph")) in triples
+    html = loaded.get("/sparql", headers={"Accept": "text/html"})
+    assert html.headers["content-type"].startswith("text/html") and b"<form" in html.content
+    assert loaded.get("/sparql", headers={"Accept": "application/ld+json"}).json()
+
+
+def test_the_result_cap(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "d", base_uri=BASE, durable=False, sparql_max_results=2)
+    registry = Registry(settings)
+    try:
+        with TestClient(create_app(registry), base_url=BASE, raise_server_exceptions=False) as client:
+            registry.import_many([("a", orjson.dumps(graph(name=f"N{i}"))) for i in range(3)], lambda *a: None)
+            response = sparql(client, SELECT_NAMES)
+            assert response.status_code == 400
+            assert response.json()["type"] == "urn:credreg:problem:result-too-large"
+            assert sparql(client, SELECT_NAMES + " LIMIT 2").status_code == 200
+    finally:
+        registry.close()
+
+
+def test_a_slow_query_is_stopped_and_does_not_block_other_requests(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "d", base_uri=BASE, durable=False, sparql_timeout_s=2)
+    registry = Registry(settings)
+    try:
+        items = [("a", orjson.dumps(graph(name=f"N{i}"))) for i in range(60)]
+        registry.import_many(items, lambda *a: None)
+
+        async def scenario() -> tuple[Any, float, float]:
+            transport = httpx2.ASGITransport(app=create_app(registry))
+            async with httpx2.AsyncClient(transport=transport, base_url=BASE, timeout=60) as http:
+                start = time.monotonic()
+                slow = asyncio.create_task(http.get("/sparql", params={"query": SLOW}))
+                await asyncio.sleep(0.3)
+                health = await http.get("/health")
+                assert health.status_code == 200
+                fast_done = time.monotonic() - start
+                response = await slow
+                return response, fast_done, time.monotonic() - start
+
+        response, fast_done, slow_done = asyncio.run(scenario())
+        assert response.status_code == 503
+        assert response.json()["type"] == "urn:credreg:problem:query-timeout"
+        assert fast_done < 1.5 < slow_done < 8
+    finally:
+        registry.close()
+
+
+@pytest.mark.parametrize(("query", "form", "dataset"), [
+    ("SELECT * WHERE { ?s ?p ?o }", "SELECT", False),
+    ("prefix ex: <http://e/> # comment with FROM\nconstruct { ?s ex:p ?o } from <http://g> where { ?s ?p ?o }",
+     "CONSTRUCT", True),
+    ("BASE <http://b/> PREFIX : <x#> ASK FROM NAMED <g> { GRAPH ?g {} }", "ASK", True),
+    ('SELECT ?from WHERE { ?s ?p "FROM" }', "SELECT", False),
+    ("SELECT * WHERE { { SELECT * WHERE { ?s ?p ?o } } }", "SELECT", False),
+    ("DESCRIBE <http://x>", "DESCRIBE", False),
+    ("WITH <http://g> DELETE { ?s ?p ?o } WHERE { ?s ?p ?o }", "WITH", False),
+])
+def test_analyze(query: str, form: str, dataset: bool) -> None:
+    shape = analyze(query)
+    assert (shape.form, shape.has_dataset) == (form, dataset)
+
+
+def test_openapi_lists_the_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/sparql", "/dumps", "/dumps/latest.nq.gz", "/dumps/latest.jsonld.zip", "/.well-known/void"} <= paths.keys()
+
+
+# --- ordinary clients against a live `credreg serve` ----------------------------------------------
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("live")
+    port = _free_port()
+    env = {**os.environ, "CREDREG_DATA_DIR": str(data), "CREDREG_PORT": str(port),
+           "CREDREG_LOG_LEVEL": "warning", "CREDREG_DURABLE": "false"}
+    credreg = str(Path(sys.executable).parent / "credreg")
+    proc = subprocess.Popen([credreg, "serve", "--demo"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(url + "/health", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail("credreg serve exited")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def test_sparqlwrapper(live_server: str) -> None:
+    from SPARQLWrapper import JSON, N3, TURTLE, XML, SPARQLWrapper
+
+    endpoint = SPARQLWrapper(f"{live_server}/sparql")
+    endpoint.setQuery(f"SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE {{ ?s a <{CT}Collection> }}")
+    for fmt in (JSON, XML):
+        endpoint.setReturnFormat(fmt)
+        result = endpoint.query().convert()
+        if fmt == JSON:
+            assert int(result["results"]["bindings"][0]["n"]["value"]) >= 0
+        else:
+            assert result.getElementsByTagName("literal")
+    endpoint.setQuery(f"CONSTRUCT WHERE {{ ?s a <{CT}Collection> }}")
+    for fmt in (TURTLE, N3, XML):
+        endpoint.setReturnFormat(fmt)
+        with warnings.catch_warnings():  # SPARQLWrapper 2.0 builds an rdflib ConjunctiveGraph
+            warnings.filterwarnings("ignore", "ConjunctiveGraph is deprecated", DeprecationWarning)
+            assert len(endpoint.query().convert()) > 0
+    endpoint.setMethod("POST")
+    endpoint.setQuery("ASK { ?s ?p ?o }")
+    endpoint.setReturnFormat(JSON)
+    assert endpoint.query().convert()["boolean"] is True
+
+
+def test_rdflib_sparqlstore(live_server: str) -> None:
+    from rdflib import Graph
+    from rdflib.plugins.stores.sparqlstore import SPARQLStore
+
+    store = SPARQLStore(f"{live_server}/sparql")
+    g = Graph(store=store)
+    rows = list(g.query(f"SELECT ?s ?name WHERE {{ ?s <{CT}name> ?name }} LIMIT 5"))
+    assert len(rows) == 5
+    constructed = g.query(f"CONSTRUCT {{ ?s <{CT}name> ?name }} WHERE {{ ?s <{CT}name> ?name }} LIMIT 5")
+    assert len(constructed.graph) == 5
+    assert g.query("ASK { ?s ?p ?o }").askAnswer is True
+    store.close()
+
+
+def test_curl(live_server: str) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    out = subprocess.run(["curl", "-sf", "-H", "Accept: text/csv", "--data-urlencode",
+                          "query=SELECT ?s WHERE { ?s ?p ?o } LIMIT 3", f"{live_server}/sparql"],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and len(out.stdout.strip().splitlines()) == 4

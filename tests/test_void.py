@@ -1,0 +1,118 @@
+"""/.well-known/void: VoID and DCAT, content-negotiated, with counts that match the store."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+import pyoxigraph as ox
+import pytest
+from starlette.testclient import TestClient
+
+from registry.dumps import write_dump
+from registry.service import Registry
+from tests.conftest import BASE, graph, new_ctid, organization
+
+VOID = "http://rdfs.org/ns/void#"
+DCAT = "http://www.w3.org/ns/dcat#"
+SPDX = "http://spdx.org/rdf/terms#"
+DATASET = ox.NamedNode(f"{BASE}/.well-known/void#dataset")
+RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+
+
+@pytest.fixture
+def filled(registry: Registry) -> Registry:
+    docs = [organization(), *(graph(name=f"Cert {i}") for i in range(4)),
+            *(graph(type_="ceterms:Badge", name=f"Badge {i}") for i in range(2))]
+    registry.import_many([(str(i), orjson.dumps(d)) for i, d in enumerate(docs)], lambda *a: None)
+    return registry
+
+
+def description(client: TestClient, accept: str = "text/turtle") -> set[ox.Triple]:
+    response = client.get("/.well-known/void", headers={"Accept": accept})
+    assert response.status_code == 200, response.text
+    fmt = ox.RdfFormat.from_media_type(response.headers["content-type"].split(";")[0])
+    assert fmt is not None
+    return {q.triple for q in ox.parse(response.content, format=fmt)}
+
+
+def objects(triples: set[ox.Triple], subject: Any, predicate: str) -> list[Any]:
+    return [t.object for t in triples if t.subject == subject and t.predicate == ox.NamedNode(predicate)]
+
+
+def number(triples: set[ox.Triple], subject: Any, predicate: str) -> int:
+    (value,) = objects(triples, subject, predicate)
+    return int(value.value)
+
+
+@pytest.mark.parametrize(("accept", "media"), [
+    ("application/ld+json", "application/ld+json"), ("text/turtle", "text/turtle"),
+    ("application/n-triples", "application/n-triples"), ("application/rdf+xml", "application/rdf+xml"),
+    ("application/n-quads", "application/n-quads"), ("*/*", "application/ld+json"),
+    ("text/turtle;q=0.4, application/n-triples;q=0.8", "application/n-triples"),
+])
+def test_the_description_is_negotiated(client: TestClient, filled: Registry, accept: str, media: str) -> None:
+    response = client.get("/.well-known/void", headers={"Accept": accept})
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] == media
+    assert "Accept" in response.headers["vary"]
+    assert (ox.Triple(DATASET, RDF_TYPE, ox.NamedNode(VOID + "Dataset"))
+            in description(client, media))
+
+
+def test_html_406_and_format(client: TestClient, filled: Registry) -> None:
+    html = client.get("/.well-known/void", headers={"Accept": "text/html"})
+    assert html.headers["content-type"].startswith("text/html") and b"Certification" in html.content
+    assert client.get("/.well-known/void", headers={"Accept": "image/png"}).status_code == 406
+    turtle = client.get("/.well-known/void?format=turtle", headers={"Accept": "text/html"})
+    assert turtle.headers["content-type"].startswith("text/turtle")
+    assert client.get("/.well-known/void?format=nope").status_code == 400
+
+
+def test_counts_match_the_store(client: TestClient, filled: Registry) -> None:
+    triples = description(client)
+    records = list(filled.store.iter_current())
+    expected = sum(len(r.ntriples.splitlines()) for r in records)
+    assert number(triples, DATASET, VOID + "triples") == expected
+    assert number(triples, DATASET, VOID + "documents") == len(records)
+    partitions = {}
+    for part in objects(triples, DATASET, VOID + "classPartition"):
+        (cls,) = objects(triples, part, VOID + "class")
+        partitions[cls.value] = number(triples, part, VOID + "entities")
+    assert partitions["https://purl.org/ctdl/terms/Certification"] == 4
+    assert partitions["https://purl.org/ctdl/terms/Badge"] == 2
+    assert partitions["https://purl.org/ctdl/terms/CredentialOrganization"] == 1
+    assert number(triples, DATASET, VOID + "classes") == len(partitions)
+    # every rdf:type in the record graphs, counted independently from the stored N-Triples
+    typed = Counter(line.split(" ")[2][1:-1] for r in records for line in r.ntriples.splitlines()
+                    if " <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> " in line)
+    assert partitions == dict(typed)
+
+
+def test_endpoint_uri_space_and_dumps(client: TestClient, filled: Registry) -> None:
+    triples = description(client)
+    assert objects(triples, DATASET, VOID + "sparqlEndpoint") == [ox.NamedNode(f"{BASE}/sparql")]
+    assert objects(triples, DATASET, VOID + "uriSpace") == [ox.Literal(f"{BASE}/resources/")]
+    dumps = {o.value for o in objects(triples, DATASET, VOID + "dataDump")}
+    assert dumps == {f"{BASE}/dumps/latest.nq.gz", f"{BASE}/dumps/latest.jsonld.zip"}
+    assert objects(triples, DATASET, DCAT + "distribution") == []  # no dump written yet
+    dump = write_dump(filled)
+    triples = description(client)
+    distributions = objects(triples, DATASET, DCAT + "distribution")
+    assert len(distributions) == 2
+    checksums = {}
+    for dist in distributions:
+        (node,) = objects(triples, dist, SPDX + "checksum")
+        (value,) = objects(triples, node, SPDX + "checksumValue")
+        checksums[dist.value.rsplit("/", 1)[1]] = value.value
+    assert checksums == {f["name"]: f["sha256"] for f in dump.files.values()}
+    service = ox.NamedNode(f"{BASE}/sparql")
+    assert objects(triples, service, DCAT + "servesDataset") == [DATASET]
+
+
+def test_the_description_follows_writes(client: TestClient, filled: Registry, org_headers: dict[str, str]) -> None:
+    before = number(description(client), DATASET, VOID + "documents")
+    ctid = new_ctid()
+    client.put(f"/graph/{ctid}", content=orjson.dumps(graph(ctid)),
+               headers={**org_headers, "Content-Type": "application/ld+json"})
+    assert number(description(client), DATASET, VOID + "documents") == before + 1
