@@ -24,10 +24,16 @@ def _settings(**overrides: Any) -> Settings:
         raise click.ClickException(f"invalid configuration: {exc}") from None
 
 
-def _registry(settings: Settings | None = None):  # type: ignore[no-untyped-def]
+def _registry(settings: Settings | None = None, projections: bool = True):  # type: ignore[no-untyped-def]
+    """The service. Commands that run beside a live server open no projections (their index and
+    triple store are the server's, and locked by it): the server follows the change log and
+    applies what they wrote within a second (or at its next start)."""
     from registry.service import Registry
 
-    return Registry(settings or _settings())
+    try:
+        return Registry(settings or _settings(), projections=None if projections else [])
+    except ValueError as exc:  # a projection's lock held by a running server
+        raise click.ClickException(f"{exc} (stop `credreg serve` first)") from None
 
 
 @click.group()
@@ -53,6 +59,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         counts = _import(registry, [DEMO_DIR], progress=False)
         click.echo(f"demo data: imported {counts['imported']}, unchanged {counts['unchanged']}, "
                    f"rejected {counts['rejected']}", err=True)
+    registry.follow()  # apply what other processes (credreg import, a second server) commit
     try:
         uvicorn.run(create_app(registry), host=settings.host, port=settings.port,
                     log_level=settings.log_level, proxy_headers=False)
@@ -86,7 +93,7 @@ def _import(registry, paths: list[Path], progress: bool = True) -> dict[str, int
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def import_(paths: tuple[Path, ...], no_progress: bool) -> None:
     """Import graph documents: files, directories, .jsonl and .zip (bulk download layout)."""
-    registry = _registry()
+    registry = _registry(projections=False)
     try:
         counts = _import(registry, list(paths), progress=not no_progress)
     finally:
@@ -133,7 +140,7 @@ def keys_create(org: str | None, admin: bool, label: str) -> None:
     canonical = ctid.normalize(org) if org else None
     if org and canonical is None:
         raise click.UsageError(f"{org!r} is not a CTID")
-    registry = _registry()
+    registry = _registry(projections=False)
     try:
         key = auth.new_key()
         registry.store.create_key(auth.key_hash(key), canonical, admin, label)
@@ -145,7 +152,7 @@ def keys_create(org: str | None, admin: bool, label: str) -> None:
 @keys.command("list")
 def keys_list() -> None:
     """List keys (never the keys themselves) and grants."""
-    registry = _registry()
+    registry = _registry(projections=False)
     try:
         for k in registry.store.list_keys():
             click.echo(f"{k.id}\t{'admin' if k.admin else k.org}\t"
@@ -160,7 +167,7 @@ def keys_list() -> None:
 @click.argument("key_id", type=int)
 def keys_revoke(key_id: int) -> None:
     """Revoke a key by its id (see `keys list`)."""
-    registry = _registry()
+    registry = _registry(projections=False)
     try:
         if not registry.store.revoke_key(key_id):
             raise click.ClickException(f"no active key {key_id}")
@@ -180,7 +187,7 @@ def keys_grant(grantor: str, grantee: str, revoke: bool) -> None:
     a, b = ctid.normalize(grantor), ctid.normalize(grantee)
     if a is None or b is None:
         raise click.UsageError("both arguments must be CTIDs")
-    registry = _registry()
+    registry = _registry(projections=False)
     try:
         if revoke:
             registry.store.revoke_grant(a, b)
@@ -196,7 +203,7 @@ def keys_grant(grantor: str, grantee: str, revoke: bool) -> None:
 @click.argument("ctid")
 def purge(ctid: str) -> None:
     """Remove a record physically, with all its versions (admin operation)."""
-    registry = _registry()
+    registry = _registry(projections=False)
     try:
         registry.purge(ctid.lower(), None)
     except RegistryError as exc:

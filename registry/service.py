@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import gc
+import logging
+import threading
 import multiprocessing
 import os
 from collections import deque
@@ -33,6 +35,7 @@ from registry.store import Batch, Change, Record, Store, Version, open_store
 from registry.store.sql import now
 
 __all__ = ["Outcome", "Prepared", "Registry", "report"]
+log = logging.getLogger("credreg.service")
 
 ORGANIZATION_TYPES = frozenset({"ceterms:CredentialOrganization", "ceterms:Organization",
                                 "ceterms:QACredentialOrganization"})
@@ -61,8 +64,22 @@ class Registry:
         self.projector = Projector(self.store, projections)
         self.projector.catch_up()  # repair whatever a crash left behind
         self.committer = Committer(self.store, self.projector.catch_up, settings.group_commit_ms)
+        self._stop = threading.Event()
+
+    def follow(self, interval: float = 1.0) -> None:
+        """Keep the projections up to date with writes committed by other processes."""
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    if any(self.projector.lag().values()):
+                        self.projector.catch_up()
+                except Exception:  # logged; the next tick retries
+                    log.exception("following the change log failed")
+
+        threading.Thread(target=loop, name="credreg-follower", daemon=True).start()
 
     def close(self) -> None:
+        self._stop.set()
         self.committer.close()
         for projection in self.projector.projections:
             close = getattr(projection, "close", None)

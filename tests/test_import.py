@@ -144,3 +144,33 @@ def test_db_upgrade(settings) -> None:  # type: ignore[no-untyped-def]
     first = runner.invoke(main, ["db", "upgrade"], env=_env(settings))
     assert "schema version 3 (applied 1, 2, 3)" in first.output
     assert "up to date" in runner.invoke(main, ["db", "upgrade"], env=_env(settings)).output
+
+
+def test_commands_run_beside_a_live_server(settings) -> None:  # type: ignore[no-untyped-def]
+    """keys and import do not need the server's index or triple store (which it holds locked);
+    the server applies what they commit by following the change log."""
+    from starlette.testclient import TestClient
+
+    from registry.app import create_app
+
+    live = Registry(settings)
+    live.follow(interval=0.05)
+    try:
+        runner = CliRunner()
+        key = runner.invoke(main, ["keys", "create", "--admin"], env=_env(settings))
+        assert key.exit_code == 0, key.output
+        doc = graph()
+        path = settings.data_dir.parent / "one.json"
+        path.write_bytes(orjson.dumps(doc))
+        imported = runner.invoke(main, ["import", "--no-progress", str(path)], env=_env(settings))
+        assert imported.stdout.strip().endswith("imported 1, unchanged 0, rejected 0"), imported.output
+        import time
+
+        deadline = time.monotonic() + 10
+        while any(live.projector.lag().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(live.projector.lag().values())
+        client = TestClient(create_app(live), base_url=settings.base_uri)
+        assert client.get(f"/graph/{doc['@graph'][0]['ceterms:ctid']}").status_code == 200
+    finally:
+        live.close()
