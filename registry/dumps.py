@@ -39,8 +39,8 @@ from starlette.routing import Route
 from ctdl import ctid as ctids
 from ctdl import rdf
 from registry.errors import NotFound
-from registry.rdfstore import POSITION_PREDICATE, XSD_INTEGER, dataset_iri, meta_graph_iri
-from registry.rdfstore.projection import graph_iri, metadata_ntriples, skolemize, to_nquads
+from registry.rdfstore import POSITION_PREDICATE, XSD_INTEGER, dataset_iri, meta_graph_iri, to_nquads
+from registry.rdfstore.projection import graph_iri, metadata_ntriples, skolemize
 from registry.store import Change, Record, Store
 
 if TYPE_CHECKING:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import gc
 import logging
-import threading
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor

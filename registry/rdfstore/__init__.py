@@ -6,11 +6,12 @@ Two backends implement it, and one conformance suite (tests/test_rdfstore.py) ru
 - `RemoteStore` (registry/rdfstore/remote.py): any SPARQL 1.1 server through the Protocol, SPARQL
   Update and the Graph Store Protocol (tested against the Oxigraph server).
 
-Writes arrive as one `Group` per projection batch and are applied as ONE SPARQL Update request:
-drop the record graphs, drop the records' metadata, insert the new triples, move the position.
-A SPARQL Update request is a single transaction in both backends, so the position is stored
-with the data: after a crash the store holds either the whole group or none of it, and the
-projection replays from the position it finds.
+Writes arrive as one `Group` per projection batch: drop the record graphs, drop the records'
+metadata, insert the new triples, move the position. The remote backend sends it as ONE SPARQL
+Update request (one transaction on the server); the embedded one writes removals, triples and
+position in that order under one lock (see OxigraphStore.apply for why). Either way the position
+is stored with the data and moves last: after a crash the projection replays from the position it
+finds, and replaying a group is idempotent.
 """
 from __future__ import annotations
 
@@ -148,11 +149,25 @@ class TripleStore(Protocol):
     def close(self) -> None: ...
 
 
-def group_update(group: Group, meta_graph: str, dataset_iri: str) -> str:
-    """The SPARQL Update request that applies `group`: one request, hence one transaction."""
+def group_removal(group: Group, meta_graph: str) -> str:
+    """The SPARQL Update that removes the group's record graphs and their metadata."""
     parts = [f"DROP SILENT GRAPH <{g}>" for g in group.drop]
     if group.meta_subjects:
         parts.append(_delete_subjects(group.meta_subjects, meta_graph))
+    return " ;\n".join(parts)
+
+
+def to_nquads(ntriples: str, graph: str) -> str:
+    """N-Triples lines (each ending " .\\n"; a literal never holds a raw newline) in `graph`."""
+    if ntriples and not ntriples.endswith("\n"):
+        ntriples += "\n"
+    return ntriples.replace(" .\n", f" <{graph}> .\n")
+
+
+def group_update(group: Group, meta_graph: str, dataset_iri: str) -> str:
+    """The SPARQL Update request that applies `group`: one request, hence one transaction."""
+    removal = group_removal(group, meta_graph)
+    parts = [removal] if removal else []
     inserts = [f"GRAPH <{g}> {{\n{nt}}}" for g, nt in group.graphs if nt]
     if group.metadata:
         inserts.append(f"GRAPH <{meta_graph}> {{\n{''.join(group.metadata)}}}")

@@ -71,11 +71,6 @@ def skolemize(ntriples: str, base_uri: str, ctid: str) -> str:
     return ntriples.replace("\x00", skolem_prefix(base_uri, ctid))
 
 
-def to_nquads(ntriples: str, graph: str) -> str:
-    """N-Triples lines (each ending " .\\n"; a literal never holds a raw newline) in `graph`."""
-    return ntriples.replace(" .\n", f" <{graph}> .\n")
-
-
 def _main_iri(record: Record, base_uri: str) -> str:
     """The subject of the record's `ceterms:ctid "{ctid}"` triple (its main resource)."""
     text = record.ntriples
@@ -124,7 +119,6 @@ def metadata_ntriples(record: Record, base_uri: str, source: str | None = None) 
         f"{s}<{RDF_TYPE}> <{PROV}Entity> .",
         f"{s}<{DCT}identifier> {_literal(record.ctid)} .",
         f"{s}<{FOAF_PRIMARY_TOPIC}> <{_main_iri(record, base_uri)}> .",
-        f"{s}<{DCT}hasVersion> <{g}/versions/{record.version}> .",
         f"{s}<{OWL_VERSION_INFO}> {_literal(str(record.version), XSD + 'integer')} .",
         f"{s}<{DCT}created> {_literal(_datetime(record.created), XSD + 'dateTime')} .",
         f"{s}<{DCT}modified> {_literal(_datetime(record.modified), XSD + 'dateTime')} .",
