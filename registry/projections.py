@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from registry.store import Change, Store
@@ -36,11 +38,28 @@ class Projector:
         self.projections = projections
         self.batch = batch
         self._lock = threading.Lock()
+        self._deferred = 0
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold catch-up back while a bulk import writes, then apply everything at once: the
+        projections' per-group work (an index commit, a triple-store transaction) would otherwise
+        cost more than the import's own writes. Reads lag the import until it ends."""
+        with self._lock:
+            self._deferred += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._deferred -= 1
+        self.catch_up()
 
     def catch_up(self) -> int:
         """Apply every change not yet applied to each projection; return how many were applied."""
         applied = 0
         with self._lock:
+            if self._deferred:
+                return 0
             for projection in self.projections:
                 while True:
                     changes = self.store.changes(projection.position(), self.batch)

@@ -231,15 +231,16 @@ class Registry:
 
         gc.freeze()  # bulk work builds many objects; cyclic GC passes over them cost ~3x
         try:
-            for source, result in self._prepared(items, workers):
-                if isinstance(result, Prepared):
-                    pending.append((source, result))
-                else:
-                    counts["rejected"] += 1
-                    on_result(source, "rejected", [_problem(p) for p in result])
-                if len(pending) >= batch_size:
-                    flush()
-            flush()
+            with self.projector.deferred():  # projections catch up once, at the end
+                for source, result in self._prepared(items, workers):
+                    if isinstance(result, Prepared):
+                        pending.append((source, result))
+                    else:
+                        counts["rejected"] += 1
+                        on_result(source, "rejected", [_problem(p) for p in result])
+                    if len(pending) >= batch_size:
+                        flush()
+                flush()
         finally:
             gc.unfreeze()
         return counts
