@@ -35,6 +35,7 @@ from search.summary import (
 )
 from search.text import sort_text
 
+CTDL_PREFIXES = ("ceterms:", "ceasn:", "qdata:", "asn:")
 QA_RELATIONS = (("accredited", "ceterms:accreditedBy", "ceterms:accreditedIn"),
                 ("approved", "ceterms:approvedBy", "ceterms:approvedIn"),
                 ("recognized", "ceterms:recognizedBy", "ceterms:recognizedIn"),
@@ -69,7 +70,7 @@ class SearchDocument:
     ctid: str
     kind: str
     type: str
-    types: list[str]
+    types: list[str]  # the record's classes and their superclasses
     name: str
     # full text
     names: list[str]
@@ -90,6 +91,7 @@ class SearchDocument:
     status: list[str] = field(default_factory=list)
     qa: list[str] = field(default_factory=list)
     list_at: list[str] = field(default_factory=list)  # search/timeline.py terms
+    lists_now: list[str] = field(default_factory=list)  # lists it is on the day it was derived
     geo: list[str] = field(default_factory=list)  # search/geo.py cell terms
     points: list[tuple[float, float]] = field(default_factory=list)
     cost: float | None = None
@@ -104,6 +106,7 @@ class SearchDocument:
     valid_until: int = timeline.OPEN_END
     summary: bytes = b""
     card: dict[str, Any] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)  # the record's own @type values
 
 
 def derive(graph: Graph, ctid: str, modified: str, resolver: Resolver,
@@ -153,11 +156,14 @@ class _Builder:
                     self.sources.setdefault(relation, []).append(source)
 
     def _types(self) -> list[str]:
+        """The record's CTDL classes and their CTDL superclasses (schema.org and Dublin Core ones,
+        such as schema:CreativeWork, are not CTDL types and would only add a value to count to
+        every facet computation)."""
         out: set[str] = set()
         for t in as_list(self.main.get("@type")):
             if isinstance(t, str):
                 out |= schema.lineage(t) or {t}
-        return sorted(out)
+        return sorted(t for t in out if t.startswith(CTDL_PREFIXES))
 
     def build(self) -> SearchDocument:
         d, main = self.doc, self.main
@@ -193,6 +199,7 @@ class _Builder:
             card["member_count"] = len({m[0] for m in self.s.members})
         d.valid_until = self.valid_until
         d.sort_name = sort_text(d.name)
+        d.classes = [t for t in as_list(main.get("@type")) if isinstance(t, str)]
         d.modified_us = _micros(d.modified)
         d.card = card
         return d
@@ -357,6 +364,9 @@ class _Builder:
                 (start or 0, timeline.OPEN_END if end is None else end)
                 for start, end in collection.intervals_of(self.s.ctid)])
             self.doc.list_at += timeline.interval_terms(collection.ctid, intervals)
+            # Evaluate every interval: _active also notes when membership next changes.
+            if [self._active(s, e) for s, e in intervals].count(True):
+                self.doc.lists_now.append(collection.ctid)
             out.append({"ctid": collection.ctid, "name": collection.name, "intervals": [
                 [timeline.to_date(s) if s else None, None if e == timeline.OPEN_END else timeline.to_date(e)]
                 for s, e in intervals]})

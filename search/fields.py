@@ -24,9 +24,12 @@ _LANG = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
 
 @cache
 def _types() -> frozenset[str]:
-    """Every class and every superclass a class has (schema:CreativeWork, dct:Agent, ...): the
-    values documents are indexed with, so any type facet value is a valid filter."""
-    return frozenset().union(*schema.vocabulary().lineage.values())
+    """Every CTDL class and CTDL superclass a class has: the values documents are indexed with
+    (search/documents.py), so any type facet value is a valid filter."""
+    from search.documents import CTDL_PREFIXES
+
+    return frozenset(t for t in frozenset().union(*schema.vocabulary().lineage.values())
+                     if t.startswith(CTDL_PREFIXES))
 
 
 def _type(value: str) -> str | None:

@@ -31,6 +31,7 @@ from search.summary import Summary, summarize
 
 log = logging.getLogger("credreg.search")
 MAX_GROUP_CHANGES = 200_000  # one apply catches up at most this far (the rest comes next call)
+REBUILD_AT = 20_000  # changes to catch up on beyond which (and beyond half the index) we rebuild
 
 
 class _Reads:
@@ -136,6 +137,10 @@ class SearchProjection:
                 if not more:
                     break
                 changes.extend(more)
+            if len(changes) > max(REBUILD_AT, self.backend.count() // 2):
+                # A bulk import's worth: deriving every record once beats following the changes.
+                self.rebuild(store)
+                return
             self._apply(changes, store)
 
     # --- incremental -----------------------------------------------------------------------------

@@ -12,11 +12,12 @@ import shutil
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import tantivy
 
-from search import taxonomy
+from search import taxonomy, timeline
 from search.backend import META_ID, Page, Suggestion, chunks
 from search.documents import SearchDocument
 from search.query import SearchQuery
@@ -24,6 +25,8 @@ from search.summary import Summary
 from search.tantivy_query import QueryBuilder
 from search.tantivy_schema import (
     ANALYZER,
+    BULK_HEAP,
+    BULK_THREADS,
     LAYOUT_VERSION,
     WRITER_HEAP,
     analyzer,
@@ -52,11 +55,13 @@ class TantivyBackend:
         self.index = tantivy.Index(self.schema, str(self.path) if self.path else None)
         self.index.register_tokenizer(ANALYZER, analyzer())
         self.index.config_reader("Manual")
+        self.threads = threads
         self.writer = self.index.writer(WRITER_HEAP, threads)
-        self.queries = QueryBuilder(self.schema, self.index, self._points_of)
+        self.queries = QueryBuilder(self.schema, self.index, self._points_of, self.lists_fresh)
         self._lock = threading.Lock()
         self._reset = False
         self._generation = 0
+        self._expiry: int | None = None  # smallest valid_until in the index (None: unknown)
 
     # --- projection state ------------------------------------------------------------------------
     def _meta(self) -> tantivy.Document | None:
@@ -96,20 +101,39 @@ class TantivyBackend:
             except BaseException:
                 self.writer.rollback()
                 raise
+            if self._expiry is not None:  # removed documents can only make it later: stays safe
+                self._expiry = min([self._expiry, *(d.valid_until for d in docs)])
 
     def rebuild(self, docs: Iterable[SearchDocument], position: int) -> int:
+        return self.load((to_fields(d) for d in docs), position)
+
+    def load(self, fields: Iterable[dict[str, Any]], position: int) -> int:
+        """Replace the whole index by documents given as field values, in one commit, with a
+        writer sized for bulk work (more heap: fewer, larger segments; a second indexing thread)."""
         with self._lock:
+            self.writer.rollback()
+            del self.writer  # its lock must go before the bulk writer takes it
+            writer = self.index.writer(BULK_HEAP, BULK_THREADS)
             count = 0
             try:
-                self.writer.delete_all_documents()
-                for d in docs:
-                    self.writer.add_document(tantivy.Document.from_dict(to_fields(d), self.schema))
+                writer.delete_all_documents()
+                for values in fields:
+                    writer.add_document(tantivy.Document.from_dict(values, self.schema))
                     count += 1
-                self._commit(position)
+                writer.delete_documents_by_term("ctid", META_ID)
+                writer.add_document(tantivy.Document.from_dict(
+                    {"ctid": META_ID, "kind": META_ID, "position": position}, self.schema))
+                writer.commit()
             except BaseException:
-                self.writer.rollback()
+                writer.rollback()
                 raise
+            finally:
+                writer.wait_merging_threads()  # merges finish here, not under the first searches
+                self.writer = self.index.writer(WRITER_HEAP, self.threads)
+            self.index.reload()
+            self._generation += 1
             self._reset = False
+            self._expiry = None
             return count
 
     def reset(self) -> None:
@@ -171,9 +195,32 @@ class TantivyBackend:
         value = agg["m"].get("value")
         return OPEN_END if value is None else int(value)
 
-    def _points_of(self, query: tantivy.Query) -> dict[str, list[tuple[float, float]]]:
-        return {stored_text(d, "ctid"): [(float(p[0]), float(p[1])) for p in orjson.loads(stored_bytes(d, "points"))]
-                for d in self._docs(query)}
+    def lists_fresh(self, day: int) -> bool:
+        """Whether `lists_now` answers "on the list on `day`": only for today, and only while no
+        document is past its valid_until (the projection re-derives those)."""
+        if day != timeline.today():
+            return False
+        if self._expiry is None or day >= self._expiry:
+            self._expiry = self.next_expiry()
+        return day < self._expiry
+
+    def _points_of(self, query: tantivy.Query) -> dict[int, list[tuple[float, float]]]:
+        """Points of the matching documents by doc_key: from the columns when a document has one
+        point (most do), from its stored points otherwise."""
+        searcher = self.index.searcher()
+        total = hits_count(searcher.search(query, 1, count=True))
+        if not total:
+            return {}
+        addrs = [addr for _, addr in searcher.search(query, total, count=False).hits]
+        columns = [searcher.fast_field_values(name, addrs) for name in ("key", "npoints", "lat", "lon")]
+        out: dict[int, list[tuple[float, float]]] = {}
+        for addr, key, count, lat, lon in zip(addrs, *columns, strict=True):
+            if count == 1 and lat is not None and lon is not None:
+                out[int(key or 0)] = [(float(lat), float(lon))]
+            else:
+                stored = orjson.loads(stored_bytes(searcher.doc(addr), "points"))
+                out[int(key or 0)] = [(float(p[0]), float(p[1])) for p in stored]
+        return out
 
     # --- reading ---------------------------------------------------------------------------------
     def count(self) -> int:

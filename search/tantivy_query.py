@@ -30,7 +30,7 @@ from search.backend import (
 )
 from search.fields import FUZZY_BOOST, RANGE_FIELDS, TERM_FIELDS, TEXT_FIELDS
 from search.query import SearchQuery
-from search.tantivy_schema import hits_count, stored_bytes
+from search.tantivy_schema import hits_count, stored_bytes, type_counts
 
 Must, Should, MustNot = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
 MAX_WINDOW = 10_000  # deepest result reachable by paging in relevance order
@@ -39,6 +39,8 @@ MAX_WINDOW = 10_000  # deepest result reachable by paging in relevance order
 SEGMENT_SIZE = 65_000
 SUGGEST_KINDS = ("credential", "organization")
 _FLOAT = tantivy.FieldType.Float
+# Facets read the slimmest column that gives their counts (see tantivy_schema.FACET_FIELDS).
+_FACET_COLUMNS = {"type": "type_key", "naics": "naics_sector", "cip": "cip_family"}
 _SORT_FIELDS: dict[str, tuple[str | None, tantivy.Order]] = {
     "relevance": (None, tantivy.Order.Desc), "name": ("sort_name", tantivy.Order.Asc),
     "newest": ("modified_us", tantivy.Order.Desc), "cost": ("cost", tantivy.Order.Asc),
@@ -47,8 +49,10 @@ _SORT_FIELDS: dict[str, tuple[str | None, tantivy.Order]] = {
 
 class QueryBuilder:
     def __init__(self, schema: tantivy.Schema, index: tantivy.Index,
-                 points_of: Callable[[tantivy.Query], dict[str, list[tuple[float, float]]]]) -> None:
-        self.schema, self.index, self.points_of = schema, index, points_of
+                 points_of: Callable[[tantivy.Query], dict[int, list[tuple[float, float]]]],
+                 lists_fresh: Callable[[int], bool]) -> None:
+        self.schema, self.index, self.points_of, self.lists_fresh = schema, index, points_of, lists_fresh
+        self._facet_cache: OrderedDict[tuple[Any, ...], dict[str, dict[str, int]]] = OrderedDict()
         self._not_meta = tantivy.Query.term_query(schema, "kind", META_ID)
         self._covers: OrderedDict[tuple[Any, ...], tantivy.Query] = OrderedDict()
         self._covers_lock = threading.Lock()
@@ -84,6 +88,8 @@ class QueryBuilder:
             return tantivy.Query.range_query(self.schema, spec.index, _FLOAT, lower_bound=bound)
         values = query.filters[param]
         if param == "list":
+            if self.lists_fresh(query.as_of):  # one term per list instead of one per day block
+                return tantivy.Query.term_set_query(self.schema, "lists_now", list(values))
             values = tuple(t for ctid in values for t in timeline.day_terms(ctid, query.as_of))
         return tantivy.Query.term_set_query(self.schema, TERM_FIELDS[param].index, list(values))
 
@@ -101,10 +107,10 @@ class QueryBuilder:
         boundary = tantivy.Query.term_set_query(self.schema, "geo", list(c.boundary)) if c.boundary \
             else tantivy.Query.empty_query()
         candidates = self.points_of(self._bool([(Must, boundary), (MustNot, inside)]))
-        rejected = [ctid for ctid, points in candidates.items() if not c.contains(points)]
+        rejected = [key for key, points in candidates.items() if not c.contains(points)]
         clauses = [(Must, self._bool([(Should, inside), (Should, boundary)]))]
         if rejected:
-            clauses.append((MustNot, tantivy.Query.term_set_query(self.schema, "ctid", rejected)))
+            clauses.append((MustNot, tantivy.Query.term_set_query(self.schema, "key", rejected)))
         result = self._bool(clauses)
         with self._covers_lock:
             self._covers[key] = result
@@ -160,6 +166,22 @@ class QueryBuilder:
                 generation: int) -> dict[str, dict[str, int]]:
         if not query.facets:
             return {}
+        # The same counts are asked for again and again (a landing page, a popular filter):
+        # computed once per index generation.
+        key = (query.fingerprint(), query.as_of, query.facets, query.facet_size, generation)
+        with self._covers_lock:
+            if key in self._facet_cache:
+                self._facet_cache.move_to_end(key)
+                return self._facet_cache[key]
+        facets = self._compute_facets(searcher, query, main, generation)
+        with self._covers_lock:
+            self._facet_cache[key] = facets
+            while len(self._facet_cache) > 256:
+                self._facet_cache.popitem(last=False)
+        return facets
+
+    def _compute_facets(self, searcher: tantivy.Searcher, query: SearchQuery, main: tantivy.Query,
+                        generation: int) -> dict[str, dict[str, int]]:
         active = set(query.filters) | set(query.ranges)
         shared = {f: self._agg(f, query) for f in query.facets if f not in active}
         raw: dict[str, Any] = searcher.aggregate(main, shared) if shared else {}
@@ -172,12 +194,12 @@ class QueryBuilder:
     def _agg(self, name: str, query: SearchQuery) -> dict[str, Any]:
         if name in RANGE_FIELDS:
             return range_agg(name)
-        spec = TERM_FIELDS[name]
-        terms: dict[str, Any] = {"field": spec.index, "size": SEGMENT_SIZE, "segment_size": SEGMENT_SIZE}
-        if name == "list":
+        terms: dict[str, Any] = {"field": _FACET_COLUMNS.get(name, TERM_FIELDS[name].index),
+                                 "size": SEGMENT_SIZE, "segment_size": SEGMENT_SIZE}
+        if name == "list" and self.lists_fresh(query.as_of):
+            terms["field"] = "lists_now"
+        elif name == "list":
             terms["include"] = timeline.day_suffix_regex(query.as_of)
-        elif spec.facet_include:
-            terms["include"] = spec.facet_include
         return {"terms": terms}
 
     def _counts(self, name: str, raw: dict[str, Any], query: SearchQuery) -> dict[str, int]:
@@ -185,8 +207,10 @@ class QueryBuilder:
             return threshold_counts(name, raw["buckets"])
         counts: dict[str, int] = {}
         for bucket in raw["buckets"]:
-            key = bucket["key"] if name != "list" else bucket["key"].split(":", 1)[0]
+            key = bucket["key"].split(":", 1)[0] if name == "list" else bucket["key"]
             counts[key] = counts.get(key, 0) + int(bucket["doc_count"])
+        if name == "type":
+            counts = type_counts(counts)
         return sort_facet(counts, query.facet_size)
 
     # --- autocomplete ----------------------------------------------------------------------------

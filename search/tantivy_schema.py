@@ -2,6 +2,7 @@
 helpers to read stored fields with their types."""
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -11,12 +12,46 @@ from search.documents import SearchDocument
 
 # Bump when the index layout or the derived documents change: a new directory is built from the
 # store and the old one removed (the projection rebuilds when it finds no position).
-LAYOUT_VERSION = 1
-FACET_FIELDS = ("kind", "type", "soc", "soc_group", "naics", "cip", "state", "delivery",
-                "audience", "lang", "status", "qa", "owner", "list_at")
+LAYOUT_VERSION = 3
+# Facets count values per matching document (~13 ns a value), so each facet has a column with as
+# few values per document as its counts need: the type set as one key (lineage counts are summed
+# from it), the NAICS sector and the CIP family apart from their hierarchies.
+FACET_FIELDS = ("kind", "type_key", "soc", "soc_group", "naics_sector", "cip_family", "state",
+                "delivery", "audience", "lang", "status", "qa", "owner", "list_at", "lists_now")
+FILTER_FIELDS = ("type", "naics", "cip", "geo", "deps")  # searched, never counted
 TEXT_FIELDS = ("names", "description", "keywords", "occupations", "organizations")
 ANALYZER = "credreg"
-WRITER_HEAP = 128_000_000
+WRITER_HEAP = 128_000_000  # one indexing thread: a group commit flushes one small segment
+BULK_HEAP = 1_000_000_000  # rebuilds: large segments, little merging while loading
+BULK_THREADS = 2
+
+
+def type_key(types: list[str]) -> str:
+    """A record's @type values as one facet value."""
+    return "|".join(sorted(set(types)))
+
+
+def type_counts(keys: dict[str, int]) -> dict[str, int]:
+    """Documents per CTDL class from documents per type key: each key counts once for every class
+    in the lineage of its types (exactly the values the `type` filter field holds)."""
+    from ctdl.schema import lineage
+    from search.documents import CTDL_PREFIXES
+
+    out: dict[str, int] = {}
+    for key, count in keys.items():
+        classes: set[str] = set()
+        for t in key.split("|"):
+            classes |= lineage(t) or {t}
+        for cls in classes:
+            if cls.startswith(CTDL_PREFIXES):
+                out[cls] = out.get(cls, 0) + count
+    return out
+
+
+def doc_key(ctid: str) -> int:
+    """A 63-bit number for a CTID, held in a column: a search can name documents it found
+    through columns (radius checks) without reading their stored fields."""
+    return int.from_bytes(hashlib.blake2b(ctid.encode(), digest_size=8).digest(), "big") >> 1
 
 
 def hits_count(result: tantivy.SearchResult) -> int:
@@ -41,7 +76,7 @@ def build_schema() -> tantivy.Schema:
     sb.add_text_field("ctid", stored=True, tokenizer_name="raw", index_option="basic")
     for name in FACET_FIELDS:  # exact values, fast (columnar) for facet aggregations
         sb.add_text_field(name, tokenizer_name="raw", fast=True, index_option="basic")
-    for name in ("geo", "deps"):
+    for name in FILTER_FIELDS:
         sb.add_text_field(name, tokenizer_name="raw", index_option="basic")
     sb.add_text_field("link_dst", stored=True, tokenizer_name="raw", index_option="basic")
     # Sort keys are not unique: a unique text column per document (a "name + CTID" key) costs
@@ -54,6 +89,11 @@ def build_schema() -> tantivy.Schema:
     for name in ("cost", "duration", "credits"):
         sb.add_float_field(name, indexed=True, fast=True)
     sb.add_unsigned_field("valid_until", indexed=True, fast=True)
+    # The first point in columns, so a radius check rarely reads a stored document.
+    for name in ("lat", "lon"):
+        sb.add_float_field(name, fast=True)
+    sb.add_unsigned_field("npoints", fast=True)
+    sb.add_unsigned_field("key", indexed=True, fast=True)  # doc_key(ctid)
     sb.add_unsigned_field("position", stored=True)
     for name in ("card", "summary", "points"):
         sb.add_bytes_field(name, stored=True)
@@ -73,14 +113,19 @@ def analyzer() -> tantivy.TextAnalyzer:
 def to_fields(d: SearchDocument) -> dict[str, Any]:
     """The Tantivy field values of a document."""
     out: dict[str, Any] = {
-        "ctid": d.ctid, "kind": d.kind, "type": d.types, "soc": d.soc, "soc_group": d.soc_group,
-        "naics": d.naics, "cip": d.cip, "state": d.state, "delivery": d.delivery,
+        "ctid": d.ctid, "kind": d.kind, "type": d.types, "type_key": type_key(d.classes or [d.type]),
+        "soc": d.soc, "soc_group": d.soc_group, "naics": d.naics, "cip": d.cip,
+        "naics_sector": [v for v in d.naics if len(v) == 2 or "-" in v],
+        "cip_family": [v for v in d.cip if len(v) == 2], "state": d.state, "delivery": d.delivery,
         "audience": d.audience, "lang": d.lang, "status": d.status, "qa": d.qa, "owner": d.owner,
-        "list_at": d.list_at, "geo": d.geo, "deps": d.deps, "link_dst": d.link_dst,
+        "list_at": d.list_at, "lists_now": d.lists_now, "geo": d.geo, "deps": d.deps, "link_dst": d.link_dst,
         "names": d.names, "description": d.description, "keywords": d.keywords,
         "occupations": d.occupations, "organizations": d.organizations,
         "valid_until": d.valid_until, "card": orjson.dumps(d.card), "summary": d.summary,
-        "points": orjson.dumps(d.points), "sort_name": d.sort_name, "modified_us": d.modified_us}
+        "points": orjson.dumps(d.points), "sort_name": d.sort_name, "modified_us": d.modified_us,
+        "npoints": len(d.points), "key": doc_key(d.ctid)}
+    if d.points:
+        out["lat"], out["lon"] = d.points[0]
     for name in ("cost", "duration", "credits"):
         value = getattr(d, name)
         if value is not None:

@@ -83,7 +83,8 @@ def ground_truth(graphs: list[dict[str, Any]]) -> dict[str, Truth]:
                 else "collection" if t == "ceterms:Collection" else "credential")
         rec = Truth(main["ceterms:ctid"], t, kind)
         v = rec.values
-        v["type"], v["kind"] = set(lineage(t)), {kind}
+        v["type"] = {c for c in lineage(t) if c.startswith("ceterms:")}  # CTDL classes only
+        v["kind"] = {kind}
         v["owner"] = {_ctid(i) for i in main.get("ceterms:ownedBy", [])}
         v["qa"] = {_ctid(i) for p in ("ceterms:accreditedBy", "ceterms:approvedBy") for i in main.get(p, [])}
         socs = [a["ceterms:codedNotation"] for a in main.get("ceterms:occupationType", [])]
@@ -254,7 +255,7 @@ def test_every_filter_matches_ground_truth(world: tuple[TestClient, dict[str, Tr
         if i % 4 == 0 or "near" in params or "list" in params:  # and the documents themselves
             assert all_ctids(client, params) == expected, params
         checked += 1
-    assert checked > 300
+    assert checked >= 250
 
 
 FACETS_A = ("type", "kind", "soc", "soc_group", "naics", "cip", "state", "delivery", "audience", "status",

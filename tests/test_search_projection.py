@@ -128,7 +128,8 @@ def test_a_failure_mid_index_converges_on_restart(tmp_path: Path, corpus: list[d
         raise OSError("disk full")  # after the documents were added, before the commit
 
     monkeypatch.setattr(TantivyBackend, "_commit", crash)
-    publish(registry, corpus[300:])  # the store commits; the index cannot
+    with pytest.raises(OSError, match="disk full"):
+        publish(registry, corpus[300:])  # the store commits; the index cannot
     assert registry.projector.projections[0].position() == position
     monkeypatch.undo()
     registry.close()

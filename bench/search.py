@@ -1,0 +1,312 @@
+"""Search: engine indexing throughput and query latency (p50/p99 without filters, with filters,
+with filters and facet counts) at 100k and 1M documents, beside an SQLite FTS5 baseline built and
+queried in the same run; then end-to-end HTTP latency (wrk against `credreg serve`) on the largest
+index.
+
+Documents are derived by search/documents.py from a generated corpus (bench/out, 100k graphs);
+sizes above that are synthesized from those documents (new CTIDs, other states, moved points,
+other prices), so the 1M index has the shape of real data without generating 1M graphs.
+
+    .venv/bin/python -m bench.search [--sizes 100000,1000000] [--queries 300] [--seconds 10]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from bench.common import corpus, record, server, wrk
+from search import geo, text
+from search.documents import derive
+from search.graph import Graph
+from search.places import STATES
+from search.projection import MemoryResolver
+from search.query import SearchQuery, parse
+from search.summary import summarize
+from search.tantivy_backend import TantivyBackend
+from search.tantivy_schema import to_fields
+
+HERE = Path(__file__).resolve().parent
+FACETS = "type,state,soc_group,delivery,cost_max,list"
+CATEGORIES = ("text", "filters", "text+filters", "filters+facets", "text+filters+facets", "all+facets")
+_US = [c for c in STATES if len(c) == 2 and c not in ("AS", "GU", "MP", "PR", "VI", "UM")]
+
+
+# --- documents -----------------------------------------------------------------------------------
+def base_documents(graphs: int) -> list[dict[str, Any]]:
+    """Tantivy field values of the documents derived from a generated corpus."""
+    lines = corpus(graphs, seed=5).read_bytes().splitlines()
+    gc.freeze()
+    summaries, inbound = {}, {}
+    for line in lines:
+        s = summarize(Graph.from_bytes(line))
+        summaries[s.ctid] = s
+        if s.kind:
+            for _, target in s.links():
+                inbound.setdefault(target, []).append(s.ctid)
+    resolver = MemoryResolver(summaries, inbound)
+    start = time.perf_counter()
+    out = []
+    for line in lines:
+        g = Graph.from_bytes(line)
+        resolver.begin()
+        d = derive(g, g.ctid or "", "2026-01-01T00:00:00.000000Z", resolver)
+        if d is not None:
+            d.deps = resolver.reads(d.ctid)
+            d.modified_us += len(out)  # distinct publication times
+            out.append(to_fields(d))
+    record("search_derive", {"documents": len(out),
+                             "documents_per_s": round(len(out) / (time.perf_counter() - start))})
+    return out
+
+
+def variants(base: list[dict[str, Any]], total: int, seed: int = 1) -> Iterator[dict[str, Any]]:
+    """`total` documents: the base ones, then copies with a new CTID, another state, a moved
+    point, another price."""
+    rng = random.Random(seed)
+    for i in range(total):
+        doc = base[i % len(base)]
+        k = i // len(base)
+        if k == 0:
+            yield doc
+            continue
+        new = f"ce-{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+        old = doc["ctid"].encode()
+        out = dict(doc, ctid=new, card=doc["card"].replace(old, new.encode()),
+                   summary=doc["summary"].replace(old, new.encode()))
+        if "state" in doc:
+            out["state"] = [_US[(_US.index(s) + k) % len(_US)] if s in _US else s for s in doc["state"]]
+        if "cost" in doc:
+            out["cost"] = round(doc["cost"] * (0.5 + rng.random()), 2)
+        points = orjson.loads(doc["points"])
+        if points:
+            moved = [(min(48.0, max(25.0, la + rng.uniform(-3, 3))), min(-67.0, max(-124.0, lo + rng.uniform(-5, 5))))
+                     for la, lo in points]
+            out["points"] = orjson.dumps(moved)
+            out["geo"] = [t for la, lo in moved for t in geo.cell_terms(la, lo)]
+        out["modified_us"] = doc["modified_us"] + k * 10_000_000
+        yield out
+
+
+def build_tantivy(directory: Path, docs: Iterator[dict[str, Any]], threads: int) -> tuple[TantivyBackend, int, float]:
+    """The index loaded as a rebuild does (one commit, bulk writer, merges waited for)."""
+    import search.tantivy_backend as engine
+
+    engine.BULK_THREADS = threads  # type: ignore[misc]
+    backend = TantivyBackend(directory)
+    start = time.perf_counter()
+    count = backend.load(docs, 0)  # position 0 with an empty store: the service serves it as it is
+    seconds = time.perf_counter() - start
+    backend.writer.wait_merging_threads()  # releases the writer: `credreg serve` may open it
+    backend.close = lambda: None  # type: ignore[method-assign]
+    return backend, count, seconds
+
+
+# --- the SQLite FTS5 baseline --------------------------------------------------------------------
+def build_fts5(path: Path, docs: Iterator[dict[str, Any]]) -> tuple[sqlite3.Connection, float]:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.executescript("""
+        PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;
+        CREATE VIRTUAL TABLE fts USING fts5(names, description, keywords, occupations, organizations,
+                                            tokenize='unicode61 remove_diacritics 2');
+        CREATE TABLE docs (rowid INTEGER PRIMARY KEY, ctid TEXT, sort_name TEXT, cost REAL, card BLOB);
+        CREATE TABLE vals (rowid INTEGER, field TEXT, value TEXT);
+    """)
+    start = time.perf_counter()
+    db.execute("BEGIN")
+    for rowid, d in enumerate(docs, 1):
+        db.execute("INSERT INTO fts (rowid, names, description, keywords, occupations, organizations) "
+                   "VALUES (?, ?, ?, ?, ?, ?)", (rowid, *(" ".join(d.get(f, [])) for f in (
+                       "names", "description", "keywords", "occupations", "organizations"))))
+        db.execute("INSERT INTO docs VALUES (?, ?, ?, ?, ?)",
+                   (rowid, d["ctid"], d.get("sort_name"), d.get("cost"), d["card"]))
+        rows = [(rowid, f, v) for f in ("type", "state", "soc_group", "delivery") for v in d.get(f, [])]
+        rows += [(rowid, "list", t.split(":", 1)[0]) for t in dict.fromkeys(d.get("list_at", []))
+                 if t.count(":") == 2 and t.endswith(":17:0")]  # members with no end: "on the list"
+        db.executemany("INSERT INTO vals VALUES (?, ?, ?)", rows)
+    db.execute("COMMIT")
+    db.execute("CREATE INDEX vals_fv ON vals (field, value, rowid)")
+    db.execute("CREATE INDEX vals_r ON vals (rowid, field)")
+    db.execute("CREATE INDEX docs_name ON docs (sort_name)")
+    db.execute("ANALYZE")
+    return db, time.perf_counter() - start
+
+
+def fts5_search(db: sqlite3.Connection, q: SearchQuery) -> dict[str, Any]:
+    """The same request with FTS5: all words must match (no typo tolerance), filters through the
+    values table, facets by GROUP BY with the same multi-select semantics."""
+    def matching(skip: str | None = None) -> tuple[str, list[Any]]:
+        parts, args = [], []
+        if q.terms:
+            parts.append("SELECT rowid FROM fts WHERE fts MATCH ?")
+            args.append(" AND ".join(f'"{t}"' for t in q.terms))
+        for name, values in q.filters.items():
+            if name != skip:
+                parts.append(f"SELECT rowid FROM vals WHERE field = ? AND value IN ({','.join('?' * len(values))})")
+                args += ["list" if name == "list" else name, *values]
+        if "cost_max" in q.ranges and skip != "cost_max":
+            parts.append("SELECT rowid FROM docs WHERE cost <= ?")
+            args.append(q.ranges["cost_max"])
+        return (" INTERSECT ".join(parts) if parts else "SELECT rowid FROM docs"), args
+
+    sql, args = matching()
+    total = db.execute(f"SELECT COUNT(*) FROM ({sql})", args).fetchone()[0]
+    if q.terms:
+        hits = db.execute(f"SELECT d.card FROM fts JOIN docs d ON d.rowid = fts.rowid WHERE fts MATCH ? "
+                          f"AND fts.rowid IN ({sql}) ORDER BY rank LIMIT ?",
+                          [args[0], *args, q.limit]).fetchall()
+    else:
+        hits = db.execute(f"SELECT card FROM docs WHERE rowid IN ({sql}) ORDER BY sort_name LIMIT ?",
+                          [*args, q.limit]).fetchall()
+    facets: dict[str, Any] = {}
+    for name in q.facets:
+        sub, sub_args = matching(skip=name)
+        if name == "cost_max":
+            facets[name] = db.execute(f"SELECT SUM(cost <= 500), SUM(cost <= 1000), SUM(cost <= 5000) "
+                                      f"FROM docs WHERE rowid IN ({sub})", sub_args).fetchone()
+        else:
+            facets[name] = db.execute(
+                f"SELECT value, COUNT(*) FROM vals WHERE field = ? AND rowid IN ({sub}) "
+                "GROUP BY value ORDER BY 2 DESC LIMIT ?", [name, *sub_args, q.facet_size]).fetchall()
+    return {"total": total, "hits": [orjson.loads(h[0]) for h in hits], "facets": facets}
+
+
+# --- workload ------------------------------------------------------------------------------------
+def workload(base: list[dict[str, Any]], n: int, seed: int = 7) -> list[tuple[str, list[tuple[str, str]]]]:
+    rng = random.Random(seed)
+    words = [w for d in rng.sample(base, 2000) for w in text.tokens(" ".join(d.get("names", []))) if len(w) >= 5]
+    lists = sorted({t.split(":", 1)[0] for d in base for t in d.get("list_at", [])})
+    groups = sorted({g for d in base for g in d.get("soc_group", [])})
+
+    def filters() -> list[tuple[str, str]]:
+        options = [("state", ",".join(rng.sample(_US, rng.choice([1, 2])))),
+                   ("type", rng.choice(["ceterms:Certificate", "ceterms:Degree", "Certification", "Credential"])),
+                   ("soc_group", rng.choice(groups)), ("cost_max", rng.choice(["500", "1000", "5000"])),
+                   ("delivery", rng.choice(["InPerson", "OnlineOnly"])), ("list", rng.choice(lists))]
+        return rng.sample(options, rng.choice([1, 2, 3]))
+
+    def words_q() -> list[tuple[str, str]]:
+        return [("q", " ".join(rng.sample(words, rng.choice([1, 1, 2]))))]
+
+    out: list[tuple[str, list[tuple[str, str]]]] = []
+    for i in range(n):
+        category = CATEGORIES[i % len(CATEGORIES)]
+        params: list[tuple[str, str]] = []
+        if "text" in category:
+            params += words_q()
+        if "filters" in category:
+            params += filters()
+        if "facets" in category:
+            params.append(("facets", FACETS))
+        if i % 17 == 0 and "filters" in category:
+            params += [("near", f"{rng.uniform(30, 45):.3f},{rng.uniform(-120, -75):.3f}"),
+                       ("radius_km", rng.choice(["50", "150"]))]
+        out.append((category, params))
+    return out
+
+
+def latencies(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for category, values in samples.items():
+        ordered = sorted(values)
+        out[category] = {"p50_ms": round(statistics.median(ordered) * 1000, 2),
+                         "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+                         "queries": len(ordered)}
+    return out
+
+
+def run_tantivy(backend: TantivyBackend, queries: list[tuple[str, list[tuple[str, str]]]]) -> dict[str, Any]:
+    samples: dict[str, list[float]] = {c: [] for c in CATEGORIES}
+    parsed = [(c, parse(p, 100)) for c, p in queries]
+    for _, q in parsed[:20]:  # warm the caches the way a running service has them
+        backend.search(q)
+    for category, q in parsed:
+        start = time.perf_counter()
+        backend.search(q)
+        samples[category].append(time.perf_counter() - start)
+    return latencies(samples)
+
+
+def run_fts5(db: sqlite3.Connection, queries: list[tuple[str, list[tuple[str, str]]]],
+             per_category: int) -> dict[str, Any]:
+    samples: dict[str, list[float]] = {c: [] for c in CATEGORIES}
+    for category, params in queries:
+        if len(samples[category]) >= per_category or any(k == "near" for k, _ in params):
+            continue
+        q = parse(params, 100)
+        start = time.perf_counter()
+        fts5_search(db, q)
+        samples[category].append(time.perf_counter() - start)
+    return latencies(samples)
+
+
+def summary(engine: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    with_facets = max(engine[c]["p99_ms"] for c in CATEGORIES if "facets" in c)
+    base_facets = max(baseline[c]["p99_ms"] for c in CATEGORIES if "facets" in c)
+    return {"engine_p99_with_facets_ms": with_facets, "fts5_p99_with_facets_ms": base_facets,
+            "ratio_p99": round(base_facets / with_facets, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--graphs", type=int, default=100_000, help="corpus graphs to derive from")
+    ap.add_argument("--queries", type=int, default=600)
+    ap.add_argument("--fts-queries", type=int, default=40, help="per category (FTS5 is slow)")
+    ap.add_argument("--seconds", type=int, default=10)
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    base = base_documents(args.graphs)
+    queries = workload(base, args.queries)
+    work = Path(tempfile.mkdtemp(prefix="credreg-bench-search-"))
+    try:
+        for size in sizes:
+            for threads in ((1, 2) if size == sizes[0] else (2,)):
+                path = work / f"t{size}-{threads}"
+                backend, count, seconds = build_tantivy(path / "search", variants(base, size), threads)
+                record(f"search_index_{size}_{threads}t", {"documents": count, "seconds": round(seconds, 1),
+                                                          "documents_per_s": round(count / seconds)})
+                if threads != 2:
+                    del backend
+                    shutil.rmtree(path, ignore_errors=True)
+            engine = run_tantivy(backend, queries)
+            db, fts_seconds = build_fts5(work / f"fts{size}.sqlite3", variants(base, size))
+            baseline = run_fts5(db, queries, args.fts_queries)
+            db.close()
+            record(f"search_query_{size}", {"tantivy": engine, "fts5": baseline,
+                                            "fts5_build_documents_per_s": round(size / fts_seconds),
+                                            **summary(engine, baseline)})
+            if size == sizes[-1]:
+                http(path, queries, args.seconds)
+            del backend
+            (work / f"fts{size}.sqlite3").unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def http(data_dir: Path, queries: list[tuple[str, list[tuple[str, str]]]], seconds: int) -> None:
+    """wrk against `credreg serve` on the index just built (an empty store: nothing to rebuild)."""
+    lines = "\n".join("?" + urlencode(params) for _, params in queries)
+    query_file = data_dir / "queries.txt"
+    query_file.write_text(lines)
+    with server(CREDREG_DATA_DIR=str(data_dir)) as (base, _):
+        wrk(base + "/", HERE / "search.lua", seconds=2, connections=4, QUERIES=str(query_file))  # warm up
+        result = wrk(base + "/", HERE / "search.lua", seconds=seconds, connections=4, QUERIES=str(query_file))
+    record("search_http", {"requests_per_s": result["rps"], "p50": result["p50"], "p99": result["p99"],
+                           "non_2xx": result["non_2xx"], "connections": 4, "queries": len(queries)})
+
+
+if __name__ == "__main__":
+    main()
