@@ -300,9 +300,10 @@ class ElasticsearchBackend:
             "query": {"bool": {"must": must, "filter": [{"terms": {"kind": list(SUGGEST_KINDS)}}]}},
             "size": 50, "_source": ["card.name", "card.kind", "card.ctid"]}
         if candidates:
-            body["aggs"] = {"occupations": {"filter": {"bool": {"must_not": [dsl.NOT_META]}}, "aggs": {
-                "values": {"terms": {"field": "soc", "size": len(candidates),
-                                     "include": [c for c, _ in candidates]}}}}}
+            codes = [c for c, _ in candidates]
+            # Counted over the documents with those codes only: a few, not the whole index.
+            body["aggs"] = {"occupations": {"filter": {"terms": {"soc": codes}}, "aggs": {
+                "values": {"terms": {"field": "soc", "size": len(codes), "include": codes}}}}}
             body["post_filter"] = body.pop("query")
         response = self.es.search(index=self.alias, body=body).body
         found = [Suggestion(h["_source"]["card"]["name"], h["_source"]["card"]["kind"],

@@ -15,7 +15,7 @@ from typing import Any
 
 from search import timeline
 from search.backend import META_ID, Hit, Page, range_agg, sort_facet, threshold_counts
-from search.fields import FUZZY_BOOST, RANGE_FIELDS, TERM_FIELDS, TEXT_FIELDS
+from search.fields import FUZZY_BOOST, FUZZY_FIELDS, RANGE_FIELDS, TERM_FIELDS, TEXT_FIELDS
 from search.query import SearchQuery
 from search.text import fuzziness
 
@@ -39,10 +39,10 @@ def text_clauses(terms: tuple[str, ...]) -> list[dict[str, Any]]:
             out.append(exact)
             continue
         fuzzy = {"dis_max": {"tie_breaker": 0.1, "queries": [
-            {"constant_score": {"boost": boost * FUZZY_BOOST, "filter": {"fuzzy": {f: {
+            {"constant_score": {"boost": TEXT_FIELDS[f] * FUZZY_BOOST, "filter": {"fuzzy": {f: {
                 "value": term, "fuzziness": fuzziness(term), "transpositions": True,
                 "prefix_length": 0, "max_expansions": 50}}}}}
-            for f, boost in TEXT_FIELDS.items()]}}
+            for f in FUZZY_FIELDS]}}
         out.append({"bool": {"should": [exact, fuzzy], "minimum_should_match": 1}})
     return out
 

@@ -17,7 +17,7 @@ from search.backend import Backend, Page
 from search.fields import FACETABLE, RANGE_FIELDS, SORTS, TERM_FIELDS
 from search.places import STATES
 from search.projection import SearchProjection
-from search.query import MAX_SUGGEST_CHARS, encode_cursor, parse, parse_text
+from search.query import MAX_SUGGEST_CHARS, MIN_PREFIX_CHARS, encode_cursor, parse, parse_text
 
 if TYPE_CHECKING:
     from registry.service import Registry
@@ -104,6 +104,8 @@ class SearchHandlers:
         limit_raw = params.get("limit", "8")
         if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= MAX_SUGGESTIONS:
             raise BadRequest(f"`limit` must be an integer from 1 to {MAX_SUGGESTIONS}.", parameter="limit")
+        if terms and len(terms[-1]) < MIN_PREFIX_CHARS:  # complete whole words only
+            terms = terms[:-1]
         found = await self._call(self.backend.suggest, terms, int(limit_raw)) if terms else []
         return _json({"q": raw, "suggestions": [
             {k: v for k, v in (("text", s.text), ("kind", s.kind), ("ctid", s.ctid), ("code", s.code),

@@ -31,6 +31,7 @@ DEFAULT_FACET_SIZE = 10
 DEFAULT_LIMIT = 20
 MAX_CURSOR_CHARS = 2048
 MAX_SUGGEST_CHARS = 100
+MIN_PREFIX_CHARS = 2  # a one-letter prefix would expand to a good part of the dictionary
 _OTHER_PARAMS = ("q", "near", "radius_km", "list_as_of", "sort", "limit", "facets", "facet_size",
                  "cursor")
 KNOWN_PARAMS = frozenset(TERM_FIELDS) | frozenset(RANGE_FIELDS) | frozenset(_OTHER_PARAMS)

@@ -85,7 +85,7 @@ class TantivyBackend:
     def _commit(self, position: int) -> None:
         self.writer.delete_documents_by_term("ctid", META_ID)
         self.writer.add_document(tantivy.Document.from_dict(
-            {"ctid": META_ID, "kind": META_ID, "position": position}, self.schema))
+            {"ctid": META_ID, "position": position}, self.schema))
         self.writer.commit()
         self.index.reload()
         self._generation += 1
@@ -122,7 +122,7 @@ class TantivyBackend:
                     count += 1
                 writer.delete_documents_by_term("ctid", META_ID)
                 writer.add_document(tantivy.Document.from_dict(
-                    {"ctid": META_ID, "kind": META_ID, "position": position}, self.schema))
+                    {"ctid": META_ID, "position": position}, self.schema))
                 writer.commit()
             except BaseException:
                 writer.rollback()
@@ -248,8 +248,10 @@ class TantivyBackend:
         out = self.queries.suggest_names(searcher, terms, limit)
         candidates = taxonomy.occupations_matching(list(terms))
         if candidates:
-            agg = searcher.aggregate(self.queries.visible(tantivy.Query.all_query()), {"o": {"terms": {
-                "field": "soc", "size": len(candidates), "include": [c for c, _ in candidates]}}})
+            codes = [c for c, _ in candidates]
+            # Counted over the documents with those codes only: a few, not the whole index.
+            agg = searcher.aggregate(self.queries.visible(self._terms("soc", codes)), {"o": {"terms": {
+                "field": "soc", "size": len(codes), "include": codes}}})
             counts = {b["key"]: b["doc_count"] for b in agg["o"]["buckets"]}
             ranked = sorted((c for c in candidates if counts.get(c[0])), key=lambda c: (-counts[c[0]], c[1]))
             out += [Suggestion(title, "occupation", code=code, count=counts[code])

@@ -28,7 +28,7 @@ from search.backend import (
     sort_facet,
     threshold_counts,
 )
-from search.fields import FUZZY_BOOST, RANGE_FIELDS, TERM_FIELDS, TEXT_FIELDS
+from search.fields import FUZZY_BOOST, FUZZY_FIELDS, RANGE_FIELDS, TERM_FIELDS, TEXT_FIELDS
 from search.query import SearchQuery
 from search.tantivy_schema import hits_count, stored_bytes, type_counts
 
@@ -53,7 +53,7 @@ class QueryBuilder:
                  lists_fresh: Callable[[int], bool]) -> None:
         self.schema, self.index, self.points_of, self.lists_fresh = schema, index, points_of, lists_fresh
         self._facet_cache: OrderedDict[tuple[Any, ...], dict[str, dict[str, int]]] = OrderedDict()
-        self._not_meta = tantivy.Query.term_query(schema, "kind", META_ID)
+        self._meta = tantivy.Query.term_query(schema, "ctid", META_ID)
         self._covers: OrderedDict[tuple[Any, ...], tantivy.Query] = OrderedDict()
         self._covers_lock = threading.Lock()
 
@@ -61,7 +61,7 @@ class QueryBuilder:
         return tantivy.Query.boolean_query(clauses)
 
     def visible(self, query: tantivy.Query) -> tantivy.Query:
-        return self._bool([(Must, query), (MustNot, self._not_meta)])
+        return self._bool([(Must, query), (MustNot, self._meta)])
 
     # --- clauses ---------------------------------------------------------------------------------
     def _text(self, terms: tuple[str, ...]) -> list[tantivy.Query]:
@@ -76,7 +76,7 @@ class QueryBuilder:
                 alternatives.append(tantivy.Query.disjunction_max_query([
                     tantivy.Query.boost_query(tantivy.Query.fuzzy_term_query(
                         self.schema, f, term, distance=fuzziness(term), transposition_cost_one=True),
-                        boost * FUZZY_BOOST) for f, boost in TEXT_FIELDS.items()]))
+                        TEXT_FIELDS[f] * FUZZY_BOOST) for f in FUZZY_FIELDS]))
             out.append(self._bool([(Should, q) for q in alternatives]))
         return out
 
@@ -127,8 +127,11 @@ class QueryBuilder:
         if query.near is not None:
             clauses.append((Must, self._near(query.near, generation)))
         if not clauses:
-            clauses.append((Must, tantivy.Query.all_query()))
-        clauses.append((MustNot, self._not_meta))
+            # Everything. Not "everything but the meta document" (a MustNot doubles the cost of
+            # visiting a million documents): the meta document has no text, no filter values, no
+            # facet values and no sort keys, so it only ever shows as the very last hit of this
+            # query, where _hits drops it and takes it out of the total.
+            return tantivy.Query.all_query()
         return self._bool(clauses)
 
     # --- execution -------------------------------------------------------------------------------
@@ -143,23 +146,35 @@ class QueryBuilder:
         """A page by offset (the cursor holds it): sort keys here are not unique, so there is no
         key to resume after (see tantivy_backend.build_schema)."""
         offset = query.after if isinstance(query.after, int) and query.after >= 0 else 0
-        if offset >= MAX_WINDOW:
-            return [], hits_count(searcher.search(main, 1, count=True)), None
-        limit = min(query.limit, MAX_WINDOW - offset)
         field, order = _SORT_FIELDS[query.sort]
-        if field is None:
-            result = searcher.search(main, limit, count=True, offset=offset)
-        else:
-            result = searcher.search(main, limit, count=True, order_by_field=field, order=order,
-                                     offset=offset)
-        total = hits_count(result)
-        scored = field is None
-        hits = [self._hit(searcher, addr, float(key) if scored else None) for key, addr in result.hits]
-        end = offset + len(hits)
-        return hits, total, end if hits and end < min(total, MAX_WINDOW) else None
+        meta = 0
+        if not query.terms and not query.has_filter:  # all_query: the meta document is in there
+            meta = hits_count(searcher.search(self._meta, 1, count=True))
+        hits: list[Hit] = []
+        while True:  # more than once only if a page held nothing but the meta document
+            if offset >= MAX_WINDOW:
+                return hits, hits_count(searcher.search(main, 1, count=True)) - meta, None
+            limit = min(query.limit, MAX_WINDOW - offset)
+            if field is None:
+                result = searcher.search(main, limit, count=True, offset=offset)
+            else:
+                result = searcher.search(main, limit, count=True, order_by_field=field, order=order,
+                                         offset=offset)
+            positions = hits_count(result)
+            found = [self._hit(searcher, addr, None if field else float(key)) for key, addr in result.hits]
+            hits = [h for h in found if h is not None]
+            offset += len(result.hits)  # positions consumed, the meta document's included
+            # Every document has a name and a date and the meta document neither: it sorts last.
+            end = positions - meta if field in ("sort_name", "modified_us") else positions
+            more = bool(result.hits) and offset < min(end, MAX_WINDOW)
+            if hits or not more:
+                return hits, positions - meta, offset if more else None
 
-    def _hit(self, searcher: tantivy.Searcher, addr: tantivy.DocAddress, score: float | None) -> Hit:
-        card = orjson.loads(stored_bytes(searcher.doc(addr), "card"))
+    def _hit(self, searcher: tantivy.Searcher, addr: tantivy.DocAddress, score: float | None) -> Hit | None:
+        doc = searcher.doc(addr)
+        if doc.get_first("card") is None:  # the meta document
+            return None
+        card = orjson.loads(stored_bytes(doc, "card"))
         return Hit(card["ctid"], card, score)
 
     def _facets(self, searcher: tantivy.Searcher, query: SearchQuery, main: tantivy.Query,

@@ -247,6 +247,20 @@ def test_cursor_pages_cover_the_results_once(env: Env, cat: Catalog) -> None:  #
     assert pages == 3 and len(seen) == 6 and set(seen) == cat.credentials
 
 
+@pytest.mark.parametrize("sort", ["name", "newest", "cost", "duration"])
+def test_paging_through_everything_in_any_order(env: Env, cat: Catalog, sort: str) -> None:  # noqa: F811
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 3, "sort": sort}
+    while True:
+        body = env.search(**params)
+        assert body["total"] == 13
+        seen += [r["ctid"] for r in body["results"]]
+        if not body["next"]:
+            break
+        params["cursor"] = body["next"]
+    assert len(seen) == len(set(seen)) == 13
+
+
 def test_result_cards_render_without_another_request(env: Env, cat: Catalog) -> None:  # noqa: F811
     card = env.search(q="welding level 1")["results"][0]
     assert card["ctid"] == cat.weld and card["type"] == "ceterms:Certification"
@@ -278,10 +292,12 @@ def test_suggest(env: Env, cat: Catalog) -> None:  # noqa: F811
     body = env.client.get("/search/suggest", params={"q": "buck"}).json()
     assert body["suggestions"][0] == {"text": "Buckeye Technical College", "kind": "organization",
                                       "ctid": cat.college}
-    body = env.client.get("/search/suggest", params={"q": "nursing a"}).json()
+    body = env.client.get("/search/suggest", params={"q": "nursing as"}).json()
     assert [s["text"] for s in body["suggestions"]] == [
         "Nursing Assistant Certificate", "Registered Nursing Associate Degree",  # names first
         "Nursing Assistants"]  # then occupations in the index
+    one_letter = env.client.get("/search/suggest", params={"q": "nursing a"}).json()["suggestions"]
+    assert one_letter == env.client.get("/search/suggest", params={"q": "nursing"}).json()["suggestions"]
 
 
 # --- the index follows what the results depend on ---------------------------------------------

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from datetime import date
 
 import pytest
 
@@ -47,5 +48,5 @@ def test_day_blocks_answer_membership_exactly() -> None:
 
 def test_intervals_merge() -> None:
     assert timeline.merge([(10, 20), (21, 30), (25, 40), (50, 60)]) == [(10, 40), (50, 60)]
-    assert timeline.parse_day("2024-06-30") == timeline.day(__import__("datetime").date(2024, 6, 30))
+    assert timeline.parse_day("2024-06-30") == timeline.day(date(2024, 6, 30))
     assert timeline.parse_day("not a date") is None
