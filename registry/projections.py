@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -39,6 +40,7 @@ class Projector:
         self.batch = batch
         self._lock = threading.Lock()
         self._deferred = 0
+        self._executor: ThreadPoolExecutor | None = None
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
@@ -55,19 +57,36 @@ class Projector:
         self.catch_up()
 
     def catch_up(self) -> int:
-        """Apply every change not yet applied to each projection; return how many were applied."""
-        applied = 0
+        """Apply every change not yet applied to each projection; return how many were applied.
+
+        Projections catch up side by side: their heavy parts (an index commit, a triple-store
+        transaction) run in native code without the GIL, so two of them take little longer than
+        the slower one. The first failure is raised after the others have finished."""
         with self._lock:
-            if self._deferred:
+            if self._deferred or not self.projections:
                 return 0
-            for projection in self.projections:
-                while True:
-                    changes = self.store.changes(projection.position(), self.batch)
-                    if not changes:
-                        break
-                    projection.apply(changes, self.store)
-                    applied += len(changes)
-        return applied
+            if len(self.projections) == 1:
+                return self._catch_up(self.projections[0])
+            futures = [self._pool().submit(self._catch_up, p) for p in self.projections]
+            return sum(f.result() for f in futures)
+
+    def _catch_up(self, projection: Projection) -> int:
+        applied = 0
+        while True:
+            changes = self.store.changes(projection.position(), self.batch)
+            if not changes:
+                return applied
+            projection.apply(changes, self.store)
+            applied += len(changes)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(len(self.projections), thread_name_prefix="credreg-projection")
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown()
 
     def lag(self) -> dict[str, int]:
         last = self.store.last_seq()

@@ -81,6 +81,7 @@ class Registry:
     def close(self) -> None:
         self._stop.set()
         self.committer.close()
+        self.projector.close()
         for projection in self.projector.projections:
             close = getattr(projection, "close", None)
             if close is not None:
