@@ -98,6 +98,9 @@ def _not_modified(request: Request, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
+_INLINE_PREPARE_BYTES = 64 * 1024
+
+
 class Handlers:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -177,12 +180,17 @@ class Handlers:
 
     async def validate(self, request: Request) -> Response:
         raw = await self._body(request)
+        if len(raw) > _INLINE_PREPARE_BYTES:
+            return _json(await asyncio.to_thread(self.registry.validate_report, raw, self._media_type(request)))
         return _json(self.registry.validate_report(raw, self._media_type(request)))
 
     async def _publish(self, request: Request, path_ctid: str | None, mode: str) -> Response:
         principal = self._principal(request)
         raw = await self._body(request)
-        prepared = self.registry.prepare(raw, self._media_type(request))
+        if len(raw) > _INLINE_PREPARE_BYTES:  # keep the event loop free while a big graph is checked
+            prepared = await asyncio.to_thread(self.registry.prepare, raw, self._media_type(request))
+        else:  # a typical graph takes under a millisecond: a thread hop would cost more than it saves
+            prepared = self.registry.prepare(raw, self._media_type(request))
         future = self.registry.submit_publish(prepared, principal, path_ctid=path_ctid,
                                               if_match=request.headers.get("if-match"), mode=mode)
         return self._written(request, await asyncio.wrap_future(future))

@@ -414,3 +414,14 @@ def test_reads_are_open_to_browsers(client: TestClient, org_headers: dict) -> No
     response = client.get(f"/graph/{doc['@graph'][0]['ceterms:ctid']}", headers={"Origin": "https://app.example"})
     assert response.headers["access-control-allow-origin"] == "*"
     assert "ETag" in response.headers["access-control-expose-headers"]
+
+
+
+def test_a_large_graph_is_checked_off_the_event_loop_and_stored(client: TestClient,  # type: ignore[type-arg]
+                                                               org_headers: dict) -> None:
+    doc = graph(name="Welding " + "x" * 200_000)
+    assert client.post("/validate", content=orjson.dumps(doc), headers=JSONLD).json()["valid"] is True
+    created = put(client, doc, org_headers)
+    assert created.status_code == 201
+    stored = client.get(f"/graph/{doc['@graph'][0]['ceterms:ctid']}").json()
+    assert len(stored["@graph"][0]["ceterms:name"]["en-US"]) == 200_008
