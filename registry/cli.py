@@ -218,14 +218,21 @@ def reindex() -> None:
     """Rebuild every projection (search index, triple store) from the store."""
     from tqdm import tqdm
 
-    registry = _registry()
+    from registry.service import Registry
+    from registry.wiring import build_projections
+
+    settings = _settings()
+    try:
+        projections = build_projections(settings)
+    except ValueError as exc:  # a projection's lock held by a running server
+        raise click.ClickException(f"{exc} (stop `credreg serve` first)") from None
+    for projection in projections:
+        projection.reset()
+    registry = Registry(settings, projections=projections, catch_up=False)
     try:
         total = registry.store.last_seq()
-        for projection in registry.projector.projections:
-            projection.reset()
-        with tqdm(total=total, unit="change", file=sys.stderr) as bar:
-            applied = registry.projector.catch_up()
-            bar.update(applied)
+        with tqdm(total=total * len(projections), unit="change", file=sys.stderr, mininterval=0.5) as bar:
+            registry.projector.catch_up(progress=bar.update)
     finally:
         registry.close()
     click.echo(f"reindexed: {len(registry.projector.projections)} projections")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Protocol
@@ -56,7 +56,7 @@ class Projector:
                 self._deferred -= 1
         self.catch_up()
 
-    def catch_up(self) -> int:
+    def catch_up(self, progress: Callable[[int], object] | None = None) -> int:
         """Apply every change not yet applied to each projection; return how many were applied.
 
         Projections catch up side by side: their heavy parts (an index commit, a triple-store
@@ -66,18 +66,23 @@ class Projector:
             if self._deferred or not self.projections:
                 return 0
             if len(self.projections) == 1:
-                return self._catch_up(self.projections[0])
-            futures = [self._pool().submit(self._catch_up, p) for p in self.projections]
+                return self._catch_up(self.projections[0], progress)
+            futures = [self._pool().submit(self._catch_up, p, progress) for p in self.projections]
             return sum(f.result() for f in futures)
 
-    def _catch_up(self, projection: Projection) -> int:
+    def _catch_up(self, projection: Projection, progress: Callable[[int], object] | None) -> int:
         applied = 0
         while True:
-            changes = self.store.changes(projection.position(), self.batch)
+            before = projection.position()
+            changes = self.store.changes(before, self.batch)
             if not changes:
                 return applied
             projection.apply(changes, self.store)
-            applied += len(changes)
+            # a projection may take more than it was given (a rebuild reads the whole store)
+            done = max(projection.position() - before, len(changes))
+            applied += done
+            if progress is not None:
+                progress(done)
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:

@@ -51,7 +51,7 @@ class Outcome:
 
 class Registry:
     def __init__(self, settings: Settings, store: Store | None = None,
-                 projections: list[Projection] | None = None) -> None:
+                 projections: list[Projection] | None = None, catch_up: bool = True) -> None:
         self.settings = settings
         self.preparer = Preparer(settings)
         self.store = store or open_store(settings.store_url, durable=settings.durable)
@@ -62,7 +62,8 @@ class Registry:
 
             projections = build_projections(settings)
         self.projector = Projector(self.store, projections)
-        self.projector.catch_up()  # repair whatever a crash left behind
+        if catch_up:
+            self.projector.catch_up()  # repair whatever a crash left behind
         self.committer = Committer(self.store, self.projector.catch_up, settings.group_commit_ms)
         self._stop = threading.Event()
 

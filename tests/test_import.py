@@ -174,3 +174,19 @@ def test_commands_run_beside_a_live_server(settings) -> None:  # type: ignore[no
         assert client.get(f"/graph/{doc['@graph'][0]['ceterms:ctid']}").status_code == 200
     finally:
         live.close()
+
+
+def test_reindex_after_an_import_shows_its_progress_and_catches_every_projection_up(
+        tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    paths, good = _layout(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(main, ["import", "--no-progress", *map(str, paths)], env=_env(settings)).exit_code == 0
+    result = runner.invoke(main, ["reindex"], env=_env(settings))
+    assert result.exit_code == 0, result.output
+    projections = 2  # the search index and the triple store
+    assert f"{good * projections}/{good * projections}" in result.stderr  # the bar reached its total
+    registry = Registry(settings, catch_up=False)
+    try:
+        assert registry.projector.lag() == {"search": 0, "rdf": 0}
+    finally:
+        registry.close()
