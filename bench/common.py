@@ -65,6 +65,18 @@ def server(**env: str) -> Iterator[tuple[str, dict[str, str]]]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+def wait_caught_up(base: str, timeout: float = 900) -> None:
+    """Wait until the server's projections have applied everything (after a `credreg import` beside
+    it), so a load test measures reads, not reads competing with indexing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = json.loads(urllib.request.urlopen(base + "/health", timeout=5).read())
+        if not any(health["projection_lag"].values()):
+            return
+        time.sleep(0.5)
+    raise RuntimeError("projections did not catch up")
+
+
 def admin_key(environ: dict[str, str]) -> str:
     return subprocess.run([CREDREG, "keys", "create", "--admin"], env=environ, check=True,
                           capture_output=True, text=True).stdout.strip()

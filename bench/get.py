@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from bench.baseline import NaiveStore
-from bench.common import CREDREG, corpus, record, server, wrk
+from bench.common import CREDREG, corpus, record, server, wait_caught_up, wrk
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,6 +33,7 @@ def main() -> None:
         with server() as (base, env):
             subprocess.run([CREDREG, "import", "--no-progress", str(path)], env=env, check=True,
                            capture_output=True)
+            wait_caught_up(base)
             for name, accept in (("jsonld", "application/ld+json"), ("turtle", "text/turtle")):
                 results[name] = wrk(base + "/", HERE / "get.lua", seconds=args.seconds,
                                     connections=16, CTIDS=ids.name, ACCEPT=accept)
