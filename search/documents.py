@@ -110,9 +110,11 @@ class SearchDocument:
 
 
 def derive(graph: Graph, ctid: str, modified: str, resolver: Resolver,
-           today: int | None = None) -> SearchDocument | None:
-    """The search document of a record, or None if its type is not searchable."""
-    summary = summarize(graph, ctid)
+           today: int | None = None, summary: Summary | None = None) -> SearchDocument | None:
+    """The search document of a record, or None if its type is not searchable. `summary`, if
+    given, is `summarize(graph, ctid)` computed already."""
+    if summary is None:
+        summary = summarize(graph, ctid)
     if summary.kind is None:
         return None
     return _Builder(graph, summary, modified, resolver,

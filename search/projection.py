@@ -21,13 +21,14 @@ import gc
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from registry.store import Change, Record, Store
 from search import timeline
 from search.backend import Backend
 from search.documents import SearchDocument, derive, references
 from search.graph import Graph
-from search.summary import Summary, summarize
+from search.summary import MEMBER, TRANSFER, Summary, summarize
 
 log = logging.getLogger("credreg.search")
 MAX_GROUP_CHANGES = 200_000  # one apply catches up at most this far (the rest comes next call)
@@ -156,13 +157,18 @@ class SearchProjection:
                 continue
             graphs[ctid] = Graph.from_bytes(record.body)
             new[ctid] = summarize(graphs[ctid], ctid)
+        old = self.backend.summaries(changed)  # as the index has them (searchable records only)
         affected = set(changed) | set(self.backend.pending())
-        for targets in self.backend.links_of(changed).values():
-            affected.update(targets)  # what the changed records linked to before
-        for summary in new.values():
-            if summary is not None and summary.kind is not None:
-                affected.update(t for _, t in summary.links())
-        affected |= self.backend.readers_of(changed)
+        unseen: list[str] = []  # changed records whose old summary the index does not hold
+        for ctid in changed:
+            before, after = old.get(ctid), new[ctid]
+            # A record that is no longer searchable states nothing on other documents.
+            affected.update(link_targets(before, None if after is None or after.kind is None else after))
+            if ctid not in old and (after is None or after.kind is None):
+                unseen.append(ctid)  # no search document, before or after: its readers are unknown
+            elif reader_view(before) != reader_view(after):
+                unseen.append(ctid)
+        affected |= self.backend.readers_of(unseen)
         if self._expiry is None:
             self._expiry = self.backend.next_expiry()
         if today >= self._expiry:
@@ -188,7 +194,7 @@ class SearchProjection:
         known: dict[str, Summary | None] = {s.ctid: s for found in sources.values() for s in found}
         known.update(new)
         resolver = IndexResolver(store, self.backend, known, sources)
-        loaded: list[tuple[str, Record, Graph]] = []
+        loaded: list[tuple[str, Record, Graph, Summary]] = []
         deletes: list[str] = []
         wanted_refs: list[str] = [o for found in sources.values() for s in found for o in s.owners]
         for ctid in affected:
@@ -197,15 +203,18 @@ class SearchProjection:
                 deletes.append(ctid)
                 continue
             graph = graphs.get(ctid) or Graph.from_bytes(record.body)
-            loaded.append((ctid, record, graph))
             summary = new.get(ctid) or summarize(graph, ctid)
+            if summary.kind is None:
+                deletes.append(ctid)
+                continue
+            loaded.append((ctid, record, graph, summary))
             wanted_refs += references(graph, summary)
         resolver.prefetch(wanted_refs)  # one index query instead of one per reference
         docs: list[SearchDocument] = []
         self._last_min = timeline.OPEN_END
-        for ctid, record, graph in loaded:
+        for ctid, record, graph, summary in loaded:
             resolver.begin()
-            doc = derive(graph, ctid, record.modified, resolver, today)
+            doc = derive(graph, ctid, record.modified, resolver, today, summary)
             if doc is None:
                 deletes.append(ctid)
                 continue
@@ -275,3 +284,34 @@ class SearchProjection:
                 self._expiry = self.backend.next_expiry()
         except Exception:  # noqa: BLE001 - retried on the next search or write
             log.exception("refreshing dated search facts failed")
+
+
+# --- what a dependant sees of a changed record ------------------------------------------------------
+def reader_view(summary: Summary | None) -> tuple[str, str] | None:
+    """What a document that read `summary` through its resolver shows of it (search/documents.py:
+    names of owners, colleges, quality assurance and stacking links, and the linked record's type)."""
+    return None if summary is None else (summary.name, summary.type)
+
+
+def link_view(summary: Summary | None, target: str) -> tuple[Any, ...] | None:
+    """What the document of `target` shows of a record that links to it (its inbound facts): the
+    relations, and for a list the membership dates, for a transfer value its terms."""
+    if summary is None:
+        return None
+    relations = summary.relations_to(target)
+    if not relations:
+        return None
+    view: tuple[Any, ...] = (tuple(sorted(relations)),)
+    if MEMBER in relations:
+        view += (summary.name, tuple(summary.intervals_of(target)))
+    if TRANSFER in relations:
+        view += (summary.name, summary.credits, summary.credit_unit, tuple(summary.owners),
+                 tuple(summary.transfer_for), summary.start, summary.end)
+    return view
+
+
+def link_targets(before: Summary | None, after: Summary | None) -> set[str]:
+    """The link targets of a changed record whose documents show something that changed: a list
+    that adds, ends or re-dates one member re-derives that member, not all of them."""
+    targets = {t for s in (before, after) if s is not None for _, t in s.links()}
+    return {t for t in targets if link_view(before, t) != link_view(after, t)}

@@ -92,6 +92,18 @@ def mutations(corpus: list[dict[str, Any]], rng: random.Random) -> Iterator[list
         tvp["@graph"][0]["ceterms:transferValueFrom"] = [rng.choice(creds)["@graph"][0]["@id"]]
         batch.append(tvp)
         yield batch
+        # Changes that leave what dependants show as it was (they are not re-derived), beside
+        # one that changes a single member's dates on another list.
+        quiet = []
+        for g in rng.sample(orgs, 2) + rng.sample(by_type["ceterms:TransferValueProfile"], 2):
+            g = orjson.loads(orjson.dumps(g))
+            g["@graph"][0]["ceterms:description"] = {"en-US": f"Edited {round_}"}
+            quiet.append(g)
+        other = orjson.loads(orjson.dumps(rng.choice(by_type["ceterms:Collection"])))
+        other["@graph"][0]["ceterms:description"] = {"en-US": f"Edited {round_}"}
+        other["@graph"][1 + round_]["ceterms:endDate"] = "2024-12-31"
+        quiet.append(other)
+        yield quiet
 
 
 def test_following_the_log_equals_a_rebuild(tmp_path: Path, corpus: list[dict[str, Any]]) -> None:
@@ -116,6 +128,58 @@ def test_following_the_log_equals_a_rebuild(tmp_path: Path, corpus: list[dict[st
     for key, card in rebuilt["cards"].items():
         assert followed["cards"][key] == card, key
     assert followed["facets"] == rebuilt["facets"]
+
+
+def test_only_documents_that_show_a_change_are_rederived(tmp_path: Path, corpus: list[dict[str, Any]],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = Registry(settings_at(tmp_path))
+    try:
+        publish(registry, corpus)
+        backend = find_projection(registry).backend  # type: ignore[union-attr]
+        written: list[set[str]] = []
+        write = backend.write
+
+        def recording(docs: list[Any], deletes: list[str], position: int) -> None:
+            written.append({d.ctid for d in docs})
+            write(docs, deletes, position)
+
+        monkeypatch.setattr(backend, "write", recording)
+
+        def first(type_: str) -> dict[str, Any]:
+            return orjson.loads(orjson.dumps(next(g for g in corpus if g["@graph"][0]["@type"] == type_)))
+
+        def ctid_of(g: dict[str, Any]) -> str:
+            return str(g["@graph"][0]["ceterms:ctid"])
+
+        def owned_by(org: str) -> set[str]:
+            return {ctid_of(g) for g in corpus
+                    if any(o.endswith(org) for o in g["@graph"][0].get("ceterms:ownedBy", []))}
+
+        # A list re-dates one member: the list and that member, not the list's other members.
+        lst = first("ceterms:Collection")
+        member = lst["@graph"][1]
+        member["ceterms:endDate"] = "2024-12-31"
+        publish(registry, [lst])
+        assert written[-1] == {ctid_of(lst), member["ceterms:proxyFor"].rsplit("/", 1)[1]}
+        # An organization edits its description: its own document only ...
+        org = next(g for g in corpus if g["@graph"][0]["@type"] == "ceterms:CredentialOrganization"
+                   and len(owned_by(ctid_of(g))) >= 2)
+        org = orjson.loads(orjson.dumps(org))
+        org["@graph"][0]["ceterms:description"] = {"en-US": "A new description."}
+        publish(registry, [org])
+        assert written[-1] == {ctid_of(org)}
+        # ... a new name shows on everything it owns.
+        org["@graph"][0]["ceterms:name"] = {"en-US": "Renamed College"}
+        publish(registry, [org])
+        assert written[-1] >= {ctid_of(org)} | owned_by(ctid_of(org))
+        # A transfer value that changes its credits re-derives its credential.
+        tvp = first("ceterms:TransferValueProfile")
+        tvp["@graph"][0]["ceterms:transferValue"][0]["schema:value"] = 99.0
+        publish(registry, [tvp])
+        credential_ = tvp["@graph"][0]["ceterms:transferValueFrom"][0].rsplit("/", 1)[1]
+        assert written[-1] == {ctid_of(tvp), credential_}
+    finally:
+        registry.close()
 
 
 def test_a_failure_mid_index_converges_on_restart(tmp_path: Path, corpus: list[dict[str, Any]],
