@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from ctdl import schema
@@ -158,14 +159,7 @@ class _Builder:
                     self.sources.setdefault(relation, []).append(source)
 
     def _types(self) -> list[str]:
-        """The record's CTDL classes and their CTDL superclasses (schema.org and Dublin Core ones,
-        such as schema:CreativeWork, are not CTDL types and would only add a value to count to
-        every facet computation)."""
-        out: set[str] = set()
-        for t in as_list(self.main.get("@type")):
-            if isinstance(t, str):
-                out |= schema.lineage(t) or {t}
-        return sorted(t for t in out if t.startswith(CTDL_PREFIXES))
+        return list(_ctdl_types(tuple(t for t in as_list(self.main.get("@type")) if isinstance(t, str))))
 
     def build(self) -> SearchDocument:
         d, main = self.doc, self.main
@@ -422,6 +416,17 @@ class _Builder:
                 "from": [{"ctid": c, "name": self._name_of(c)} for c in s.transfer_from]}
 
 
+@lru_cache(maxsize=4096)
+def _ctdl_types(classes: tuple[str, ...]) -> tuple[str, ...]:
+    """The CTDL classes among `classes` and their CTDL superclasses (schema.org and Dublin Core
+    ones, such as schema:CreativeWork, are not CTDL types and would only add a value to count to
+    every facet computation)."""
+    out: set[str] = set()
+    for t in classes:
+        out |= schema.lineage(t) or {t}
+    return tuple(sorted(t for t in out if t.startswith(CTDL_PREFIXES)))
+
+
 def _date(day: int | None) -> str | None:
     return None if day is None else timeline.to_date(day)
 
@@ -444,6 +449,11 @@ def _months(value: str | None) -> float | None:
     """Months in an ISO 8601 duration (P1Y6M, P12W, PT160H, ...), or None."""
     if not value:
         return None
+    return _months_of(value)
+
+
+@lru_cache(maxsize=4096)
+def _months_of(value: str) -> float | None:
     m = _DURATION.match(value.strip().upper())
     if not m or not any(m.groups()):
         return None

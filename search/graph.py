@@ -3,6 +3,7 @@ and embedded-node resolution, references to other records by CTID, concept names
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -67,12 +68,23 @@ def ref_ctid(value: Any) -> str | None:
         value = value.get("@id")
     if not isinstance(value, str) or value.startswith("_:"):
         return None
+    return _ref_ctid(value)
+
+
+@lru_cache(maxsize=65536)
+def _ref_ctid(value: str) -> str | None:
+    # The same references (owners, lists, colleges) recur across thousands of records.
     return ctids.from_uri(value) or ctids.normalize(value)
 
 
 def texts(value: Any) -> list[tuple[str, str]]:
     """(language, text) pairs of a literal value: a language map, a plain string, a value object,
     or a list of those. The language is lower-case, "" when unknown."""
+    if isinstance(value, dict) and len(value) == 1:  # the usual shape: {"en-US": "text"}
+        (lang, text), = value.items()
+        if isinstance(text, str) and not lang.startswith("@"):
+            text = text.strip()
+            return [(lang.lower(), text)] if text else []
     out: list[tuple[str, str]] = []
     for v in as_list(value):
         if isinstance(v, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 STATES: dict[str, str] = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
@@ -36,6 +37,7 @@ _BY_NAME.update({"virgin islands": "VI", "us virgin islands": "VI", "washington 
 _US = {"", "us", "usa", "u s", "u s a", "united states", "united states of america", "america"}
 
 
+@lru_cache(maxsize=4096)
 def state_code(region: str | None, country: str | None = None) -> str | None:
     """The USPS code of an address region, or None if it is not a US state or territory (or the
     address is in another country)."""

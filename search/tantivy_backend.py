@@ -62,6 +62,7 @@ class TantivyBackend:
         self._reset = False
         self._generation = 0
         self._expiry: int | None = None  # smallest valid_until in the index (None: unknown)
+        self._position: int | None = None  # what the last commit recorded (None: read the index)
 
     # --- projection state ------------------------------------------------------------------------
     def _meta(self) -> tantivy.Document | None:
@@ -72,8 +73,10 @@ class TantivyBackend:
     def position(self) -> int:
         if self._reset:
             return 0
-        meta = self._meta()
-        return int(meta.get_first("position") or 0) if meta else 0
+        if self._position is None:  # this process commits every change: read once, then kept
+            meta = self._meta()
+            self._position = int(meta.get_first("position") or 0) if meta else 0
+        return self._position
 
     def pending(self) -> list[str]:
         return []  # a commit is atomic: nothing half-written survives a crash
@@ -87,6 +90,7 @@ class TantivyBackend:
         self.writer.add_document(tantivy.Document.from_dict(
             {"ctid": META_ID, "position": position}, self.schema))
         self.writer.commit()
+        self._position = position
         self.index.reload()
         self._generation += 1
 
@@ -124,6 +128,7 @@ class TantivyBackend:
                 writer.add_document(tantivy.Document.from_dict(
                     {"ctid": META_ID, "position": position}, self.schema))
                 writer.commit()
+                self._position = position
             except BaseException:
                 writer.rollback()
                 raise

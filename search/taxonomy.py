@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -47,6 +47,7 @@ def tables() -> Tables:
     return Tables(soc, tuple(detailed), groups, naics)
 
 
+@lru_cache(maxsize=8192)  # codes recur across records; published text is unbounded
 def soc_code(coded: str | None, target: str | None = None) -> str | None:
     """The 6-character SOC code of an occupation alignment (from its codedNotation, else from a
     code at the end of its targetNode URL), or None."""
@@ -69,6 +70,7 @@ def soc_group_title(group: str) -> str | None:
     return tables().soc_groups.get(group)
 
 
+@lru_cache(maxsize=8192)
 def naics_code(coded: str | None) -> str | None:
     if not coded:
         return None
@@ -83,18 +85,20 @@ def naics_sector(code: str) -> str:
     return _NAICS_SECTOR.get(code[:2], code[:2])
 
 
-def naics_terms(code: str) -> list[str]:
+@lru_cache(maxsize=8192)
+def naics_terms(code: str) -> tuple[str, ...]:
     """Index terms of a NAICS code: its sector and every prefix of 3 or more digits, so a filter on
     any level of the hierarchy finds the codes below it."""
     if "-" in code:
-        return [code]
-    return [naics_sector(code)] + [code[:n] for n in range(3, len(code) + 1)]
+        return (code,)
+    return (naics_sector(code), *(code[:n] for n in range(3, len(code) + 1)))
 
 
 def naics_title(code: str) -> str | None:
     return tables().naics.get(code)
 
 
+@lru_cache(maxsize=8192)
 def cip_code(coded: str | None) -> str | None:
     """A CIP code normalized to `NN`, `NN.NN` or `NN.NNNN` (a dash is read as the dot)."""
     if not coded:
@@ -108,14 +112,15 @@ def cip_code(coded: str | None) -> str | None:
     return f"{family}.{series}{detail or ''}"
 
 
-def cip_terms(code: str) -> list[str]:
+@lru_cache(maxsize=8192)
+def cip_terms(code: str) -> tuple[str, ...]:
     """Index terms of a CIP code: the family, the series and the code itself."""
     out = [code[:2]]
     if len(code) >= 5:
         out.append(code[:5])
     if len(code) == 7:
         out.append(code)
-    return out
+    return tuple(out)
 
 
 def normalize_naics_filter(value: str) -> str | None:

@@ -10,6 +10,7 @@ day's blocks counts members per list exactly.
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 
 LEVELS = 17  # 2^17 days: 1970 to 2328
 OPEN_END = (1 << LEVELS) - 1
@@ -70,7 +71,13 @@ def day_blocks(d: int) -> list[tuple[int, int]]:
 
 
 def interval_terms(key: str, intervals: list[tuple[int, int]]) -> list[str]:
-    return [f"{key}:{level}:{index}" for s, e in merge(intervals) for level, index in blocks(s, e)]
+    return [f"{key}:{block}" for block in _interval_blocks(tuple(intervals))]
+
+
+@lru_cache(maxsize=4096)
+def _interval_blocks(intervals: tuple[tuple[int, int], ...]) -> tuple[str, ...]:
+    # Members of a list mostly share their dates (added at the same review).
+    return tuple(f"{level}:{index}" for s, e in merge(list(intervals)) for level, index in blocks(s, e))
 
 
 def day_terms(key: str, d: int) -> list[str]:

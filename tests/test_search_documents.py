@@ -103,7 +103,7 @@ def test_state_codes(region: str, country: str | None, expected: str | None) -> 
 def test_taxonomy_codes() -> None:
     assert taxonomy.soc_code("29-1141.00") == "29-1141"
     assert taxonomy.soc_code(None, "https://www.onetonline.org/link/summary/53-3032.00") == "53-3032"
-    assert taxonomy.naics_terms("336111") == ["31-33", "336", "3361", "33611", "336111"]
+    assert taxonomy.naics_terms("336111") == ("31-33", "336", "3361", "33611", "336111")
     assert taxonomy.normalize_naics_filter("45") == "44-45"
     assert taxonomy.cip_code("51.3801") == "51.3801" and taxonomy.cip_code("49-0205") == "49.0205"
     assert taxonomy.soc_group_title("29") == "Healthcare Practitioners and Technical Occupations"
