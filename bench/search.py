@@ -3,11 +3,15 @@ with filters and facet counts) at 100k and 1M documents, beside an SQLite FTS5 b
 queried in the same run; then end-to-end HTTP latency (wrk against `credreg serve`) on the largest
 index.
 
-Documents are derived by search/documents.py from a generated corpus (bench/out, 100k graphs);
-sizes above that are synthesized from those documents (new CTIDs, other states, moved points,
-other prices), so the 1M index has the shape of real data without generating 1M graphs.
+Documents are derived by search/documents.py from a generated corpus (bench/out, up to 100k
+graphs); sizes above that are synthesized from those documents (new CTIDs, other states, moved
+points, other prices), so the 1M index has the shape of real data without generating 1M graphs.
 
-    .venv/bin/python -m bench.search [--sizes 100000,1000000] [--queries 300] [--seconds 10]
+First, the cost the search projection adds to publishing (it runs in the commit path): an index
+of 3,000 graphs follows 2,000 more, 10 changes per commit; per document derived (parse, summary,
+derivation, dependency lookups) and per commit (Tantivy commit and reader reload).
+
+    .venv/bin/python -m bench.search [--sizes 100000,1000000] [--queries 600] [--seconds 10]
 """
 from __future__ import annotations
 
@@ -262,13 +266,15 @@ def summary(engine: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000,1000000")
-    ap.add_argument("--graphs", type=int, default=100_000, help="corpus graphs to derive from")
+    ap.add_argument("--graphs", type=int, default=0,
+                    help="corpus graphs to derive from (default: the smallest size, at most 100,000)")
     ap.add_argument("--queries", type=int, default=600)
     ap.add_argument("--fts-queries", type=int, default=40, help="per category (FTS5 is slow)")
     ap.add_argument("--seconds", type=int, default=10)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    base = base_documents(args.graphs)
+    projection_cost()
+    base = base_documents(args.graphs or min(sizes[0], 100_000))
     queries = workload(base, args.queries)
     work = Path(tempfile.mkdtemp(prefix="credreg-bench-search-"))
     try:
@@ -293,6 +299,57 @@ def main() -> None:
             del backend
             (work / f"fts{size}.sqlite3").unlink(missing_ok=True)
     finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def projection_cost(indexed: int = 3000, following: int = 2000, group: int = 10) -> None:
+    """The search projection following the change log as a live registry does, `group` changes per
+    index commit: microseconds per document derived, milliseconds per commit."""
+    from registry.config import Settings
+    from registry.service import Registry
+    from search.projection import SearchProjection
+
+    lines = corpus(indexed + following, seed=3).read_bytes().splitlines()
+    work = Path(tempfile.mkdtemp(prefix="credreg-bench-projection-"))
+    registry = Registry(Settings(data_dir=work, base_uri="http://registry.test", durable=False), projections=[])
+    projection = SearchProjection(TantivyBackend(work / "search"))
+    try:
+        registry.import_many(((str(i), line) for i, line in enumerate(lines[:indexed])), lambda *a: None)
+        projection.apply(registry.store.changes(0, 1), registry.store)  # the first catch-up: a rebuild
+        registry.import_many(((str(i), line) for i, line in enumerate(lines[indexed:])), lambda *a: None)
+        backend = projection.backend
+        spent = {"write": 0.0, "commit": 0.0, "docs": 0.0, "commits": 0.0}
+        write, commit = backend.write, backend._commit
+
+        def timed_write(docs: list[Any], deletes: list[str], position: int) -> None:
+            start = time.perf_counter()
+            write(docs, deletes, position)
+            spent["write"] += time.perf_counter() - start
+            spent["docs"] += len(docs)
+
+        def timed_commit(position: int) -> None:
+            start = time.perf_counter()
+            commit(position)
+            spent["commit"] += time.perf_counter() - start
+            spent["commits"] += 1
+
+        backend.write, backend._commit = timed_write, timed_commit  # type: ignore[method-assign]
+        changes = 0
+        start = time.perf_counter()
+        while batch := registry.store.changes(projection.position(), group):
+            # What each group commit's catch-up hands the projection (apply() itself would take
+            # everything up to the head in one go).
+            projection._apply(batch, registry.store)
+            changes += len(batch)
+        total = time.perf_counter() - start
+        record("search_projection", {
+            "changes": changes, "changes_per_commit": group, "documents_derived": int(spent["docs"]),
+            "us_per_document": round((total - spent["write"]) / spent["docs"] * 1e6),
+            "ms_per_commit": round(spent["commit"] / spent["commits"] * 1000, 1),
+            "us_per_change": round(total / changes * 1e6)})
+    finally:
+        registry.close()
+        projection.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
