@@ -334,3 +334,43 @@ def test_reads_see_the_latest_write_and_checkpoints_are_cleaned_up(tmp_path: Pat
     finally:
         store.close()
     assert list((tmp_path / "ox-snapshots").iterdir()) == []
+
+
+def _all_quads(store: TripleStore) -> set[tuple[str, ...]]:
+    return {(r["g"], r["s"], r["p"], r["o"]) for r in rows(store, "SELECT * WHERE { GRAPH ?g { ?s ?p ?o } }")}
+
+
+def test_large_groups_are_bulk_loaded_with_the_same_result(tmp_path: Path) -> None:
+    """The embedded store applies small groups as a diff and large ones with bulk_load: both
+    give the same quads, replacing and deleting included."""
+    diff = OxigraphStore(tmp_path / "diff", meta_graph=META, dataset_iri=DS, workers=1)
+    bulk = OxigraphStore(tmp_path / "bulk", meta_graph=META, dataset_iri=DS, workers=1)
+    bulk.bulk_quads = 1  # every group takes the bulk path
+    try:
+        for store in (diff, bulk):
+            load_two(store)
+            store.apply(Group(position=3, drop=[G1, G2], meta_subjects=[G1, G2],
+                              graphs=[(G1, record(G1, "uno"))], metadata=[nt(f'<{G1}> <{P}meta> "m1b" .')]))
+            assert names(store) == ["uno"] and store.position() == 3
+        assert _all_quads(diff) == _all_quads(bulk)
+        with pytest.raises(RdfDataError):
+            bulk.apply(Group(position=4, drop=[G1], meta_subjects=[G1],
+                             graphs=[(G1, '<http://x> <http://p> "bad .\n')]))
+        assert bulk.position() == 3  # the position did not move: the group will be re-applied
+    finally:
+        diff.close()
+        bulk.close()
+
+
+def test_a_crash_between_two_position_writes_keeps_the_highest(tmp_path: Path) -> None:
+    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=1)
+    load_two(store, position=4)
+    store._store.add(store._position_quad(9))  # as if the process died before removing position 4
+    store.close()
+    again = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=1)
+    try:
+        assert again.position() == 9
+        positions = rows(again, f"SELECT ?n WHERE {{ GRAPH <{META}> {{ ?s <urn:credreg:changeSequence> ?n }} }}")
+        assert [r["n"] for r in positions] == ["9"]
+    finally:
+        again.close()
