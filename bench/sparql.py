@@ -9,6 +9,11 @@ one SPARQL Update transaction per batch of 1,000 changes). Queries go through th
 /sparql (a checkpoint read by a worker process, results serialized as SPARQL JSON), so latency
 includes the process hop. Last, a fresh process opens the registry and answers queries over
 HTTP (in-process client) while its resident memory, and its query workers', is read from /proc.
+
+Also measured: the projection's cost per change, in batches of 1,000 (catch-up, reindex) and in
+the publish path (groups of 1 and 10 changes applied to the loaded store: what runs after each
+group commit); and the point and two-hop queries run in-process on a checkpoint
+(`engine_in_process`), which shows how much of their latency is the query process hop.
 """
 from __future__ import annotations
 
@@ -73,10 +78,10 @@ def _query_text(name: str, params: dict[str, list[str]], rng: random.Random) -> 
 
 
 def time_queries(run: Callable[[str], int], params: dict[str, list[str]], reps: dict[str, int],
-                 budget_s: float = 600) -> dict[str, Any]:
+                 budget_s: float = 600, names: tuple[str, ...] = tuple(TEMPLATES)) -> dict[str, Any]:
     rng = random.Random(7)
     out: dict[str, Any] = {}
-    for name in TEMPLATES:
+    for name in names:
         run(_query_text(name, params, rng))  # warm-up (and the first checkpoint)
         times, rows = [], 0
         started = time.perf_counter()
@@ -102,7 +107,24 @@ def load_ours(docs: int, data: Path) -> tuple[Registry, dict[str, Any], list[byt
     imported = time.perf_counter() - t0
     print("imported", counts, round(imported, 1), "s", flush=True)
     projection = RdfProjection(open_triple_store(settings), settings.base_uri)
+    tail = min(1000, counts["imported"] // 10)  # applied as the publish path would, below
+    last = registry.store.last_seq()
     t0 = time.perf_counter()
+    while (changes := registry.store.changes(projection.position(), min(1000, last - tail - projection.position()))):
+        projection.apply(changes, registry.store)  # what Projector.catch_up does, in batches of 1,000
+    bulk_changes = projection.position()
+    bulk_seconds = time.perf_counter() - t0
+    publish_path = {}
+    for group in (1, 10):  # group commits of 1 and 10 changes into the loaded store (creates)
+        times: list[float] = []
+        for _ in range(tail // 2 // group):
+            changes = registry.store.changes(projection.position(), group)
+            t1 = time.perf_counter()
+            projection.apply(changes, registry.store)
+            times.append((time.perf_counter() - t1) / len(changes))
+        publish_path[f"group_of_{group}"] = {"us_per_change_p50": round(statistics.median(times) * 1e6),
+                                             "us_per_change_mean": round(statistics.mean(times) * 1e6),
+                                             "changes": len(times) * group}
     Projector(registry.store, [projection]).catch_up()
     loaded = time.perf_counter() - t0
     registry.close()
@@ -110,9 +132,29 @@ def load_ours(docs: int, data: Path) -> tuple[Registry, dict[str, Any], list[byt
     quads = projection.store.counts().triples
     load = {"graphs": counts["imported"], "quads": quads, "seconds": round(loaded, 1),
             "graphs_per_s": round(counts["imported"] / loaded, 1), "quads_per_s": round(quads / loaded),
-            "import_without_projection_graphs_per_s": round(counts["imported"] / imported, 1)}
+            "import_without_projection_graphs_per_s": round(counts["imported"] / imported, 1),
+            "projection_us_per_change": {"bulk_batches_of_1000": round(bulk_seconds / max(1, bulk_changes) * 1e6),
+                                         **publish_path}}
     print("loaded", load, flush=True)
     return registry, load, path.read_bytes().splitlines()
+
+
+def engine_only(store: Any, params: dict[str, list[str]]) -> dict[str, Any]:
+    """Point and two-hop queries run in this process on a checkpoint, serialized as SPARQL JSON:
+    the engine's own cost, without the query process hop (compare with `queries`)."""
+    import pyoxigraph as ox
+
+    from registry.rdfstore import NTRIPLES, RESULTS_JSON, UNION
+    from registry.rdfstore.results import execute
+
+    snapshot = store.snapshot()
+    try:
+        checkpoint = ox.Store.read_only(str(snapshot.path))
+        reps = {name: n for name, n in REPS.items() if name in ("point", "two_hop_join")}
+        return time_queries(lambda text: execute(checkpoint, text, UNION, RESULTS_JSON, NTRIPLES, 10_000_000).count,
+                            params, reps, names=tuple(reps))
+    finally:
+        store._snapshots.release(snapshot)
 
 
 def rdflib_side(docs: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -202,6 +244,7 @@ def main() -> None:
             return int(store.query(text, timeout_s=300, max_results=10_000_000).count)
 
         ours = time_queries(run, params, REPS)
+        engine = engine_only(store, params)
         registry.close()
         memory = service_rss(data, params["resource"])
         print("service", memory, flush=True)
@@ -217,7 +260,9 @@ def main() -> None:
     rdflib_load, theirs = rdflib_side(args.rdflib_docs)
     ratios = {name: round(theirs[name]["p50_ms"] / max(ours[name]["p50_ms"], 0.001), 1) for name in TEMPLATES}
     same = {name: round(theirs[name]["p50_ms"] / max(ours_small[name]["p50_ms"], 0.001), 1) for name in TEMPLATES}
-    record("sparql", {"load": load, "queries": ours, "service": memory,
+    # A smaller trial run is kept under its own name: it must not replace the figures at full size.
+    name = "sparql" if args.docs == 225_000 else f"sparql_{args.docs}"
+    record(name, {"load": load, "queries": ours, "engine_in_process": engine, "service": memory,
                       "ours_at_rdflib_size": ours_small,
                       "rdflib": {"load": rdflib_load, "queries": theirs},
                       "ratio_rdflib_10k_over_ours": ratios,
