@@ -8,10 +8,10 @@ Two backends implement it, and one conformance suite (tests/test_rdfstore.py) ru
 
 Writes arrive as one `Group` per projection batch: drop the record graphs, drop the records'
 metadata, insert the new triples, move the position. The remote backend sends it as ONE SPARQL
-Update request (one transaction on the server); the embedded one writes removals, triples and
-position in that order under one lock (see OxigraphStore.apply for why). Either way the position
-is stored with the data and moves last: after a crash the projection replays from the position it
-finds, and replaying a group is idempotent.
+Update request (one transaction on the server); the embedded one writes a small group as a diff
+against what the store holds and bulk-loads a large one, under one lock (see OxigraphStore.apply).
+Either way the position is stored with the data and moves last: after a crash the projection
+replays from the position it finds, and replaying a group is idempotent.
 """
 from __future__ import annotations
 
@@ -107,8 +107,10 @@ class TripleStore(Protocol):
     dataset_iri: str
 
     def apply(self, group: Group) -> None:
-        """Apply a group atomically (one transaction). Raises RdfDataError if the engine
-        rejects its data; nothing is then written."""
+        """Apply a group; readers see all of it or none of it, and the position moves last.
+        Raises RdfDataError if the engine rejects its data: the position has not moved, and the
+        caller re-applies the records one by one (a small group, or a remote one, has then
+        written nothing; a large embedded group may have been partly bulk-loaded)."""
         ...
 
     def replace_graph(self, graph: str, ntriples: str) -> None:
