@@ -64,7 +64,9 @@ class Registry:
         self.projector = Projector(self.store, projections)
         if catch_up:
             self.projector.catch_up()  # repair whatever a crash left behind
-        self.committer = Committer(self.store, self.projector.catch_up, settings.group_commit_ms)
+        self.projector.start()
+        self.committer = Committer(self.store, self.projector.notify, settings.group_commit_ms,
+                                   before_commit=self.projector.throttle)
         self._stop = threading.Event()
 
     def follow(self, interval: float = 1.0) -> None:
@@ -73,7 +75,7 @@ class Registry:
             while not self._stop.wait(interval):
                 try:
                     if any(self.projector.lag().values()):
-                        self.projector.catch_up()
+                        self.projector.notify()
                 except Exception:  # logged; the next tick retries
                     log.exception("following the change log failed")
 
@@ -82,6 +84,7 @@ class Registry:
     def close(self) -> None:
         self._stop.set()
         self.committer.close()
+        self.projector.stop()
         self.projector.close()
         for projection in self.projector.projections:
             close = getattr(projection, "close", None)
@@ -109,13 +112,16 @@ class Registry:
         """Store a prepared graph. Modes: `put` (create, or replace with If-Match), `post`
         (create only), `import` (create or replace; unchanged content is skipped).
         `principal` None means a local administrator (the CLI)."""
-        return self.submit_publish(prepared, principal, path_ctid=path_ctid, if_match=if_match,
-                                   mode=mode).result()
+        outcome = self.submit_publish(prepared, principal, path_ctid=path_ctid, if_match=if_match,
+                                      mode=mode).result()
+        self.projector.wait_for()
+        return outcome
 
     def submit_publish(self, prepared: Prepared, principal: auth.Principal | None, *,
                        path_ctid: str | None = None, if_match: str | None = None,
                        mode: str = "put") -> Future[Outcome]:
-        """`publish` without waiting: the future resolves once the group commit is durable."""
+        """`publish` without waiting: the future resolves once the group commit is durable (the
+        projections apply it next; reads that depend on them wait for that: `Projector.barrier`)."""
         if path_ctid is not None and path_ctid.lower() != prepared.ctid:
             raise BadRequest(f"The URL names {path_ctid} but the graph's main node has CTID "
                              f"{prepared.ctid}.", pointer="/@graph/0/ceterms:ctid")
@@ -186,7 +192,9 @@ class Registry:
                           created=existing.created, modified=stamp, deleted=True)
             return Outcome(_with_seq(tomb, batch.write(tomb, "delete")), "deleted")
 
-        return self.committer.run(work)
+        outcome = self.committer.run(work)
+        self.projector.wait_for()
+        return outcome
 
     def purge(self, ctid: str, principal: auth.Principal | None) -> None:
         """Remove a record physically (admins only): its content leaves every version."""
@@ -199,6 +207,7 @@ class Registry:
             batch.purge(ctid)
 
         self.committer.run(work)
+        self.projector.wait_for()
 
     def import_many(self, items: Iterable[tuple[str, bytes]],
                     on_result: Callable[[str, str, list[Problem] | None], None],

@@ -4,9 +4,12 @@ Each feature owns one section; the service and the app call these two functions 
 """
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from registry.config import Settings
 from registry.projections import Projection
@@ -53,4 +56,19 @@ def extra_routes(registry: Registry) -> list[BaseRoute]:
     from registry.sparql import rdf_routes
 
     routes.extend(rdf_routes(registry))
-    return routes
+    return [_behind_barrier(route, registry) for route in routes]
+
+
+def _behind_barrier(route: BaseRoute, registry: Registry) -> BaseRoute:
+    """These routes answer from projections: each request first waits until they have applied
+    every change committed before it arrived (read-your-writes after a publish returns)."""
+    if not isinstance(route, Route):
+        return route
+    endpoint = route.endpoint
+
+    async def guarded(request: Request) -> Response:
+        await registry.projector.barrier()
+        response = endpoint(request)
+        return await response if inspect.isawaitable(response) else response
+
+    return Route(route.path, guarded, methods=list(route.methods or ()), name=route.name)

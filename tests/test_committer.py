@@ -1,77 +1,133 @@
-"""Group commit: every write is answered only after the projections have caught up past it, a
-failing item or projection loses no other write, and the pipeline drains on close."""
+"""Group commit and the projector: writes are answered once durable, the projector applies them on
+its own thread in groups, reads behind the barrier see every write answered before they arrived,
+writers are held back when the projections fall too far behind, and failures lose nothing."""
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from registry.committer import Committer
-from registry.store import Batch, open_store
+from registry.projections import Projector
+from registry.store import Batch, Change, Record, Store, open_store
+from tests.conftest import new_ctid
 
 
-class Recorder:
-    """Stands in for the projector: remembers how many writes it had seen at each catch-up."""
+class Counting:
+    """A projection that records what it applied; optionally slow or failing at first."""
 
-    def __init__(self, delay: float = 0.0, fail_first: bool = False) -> None:
-        self.written = 0
-        self.seen = 0
+    name = "counting"
+
+    def __init__(self, delay: float = 0.0, failures: int = 0) -> None:
+        self.seq = 0
         self.calls = 0
         self.delay = delay
-        self.fail_first = fail_first
-        self.lock = threading.Lock()
+        self.failures = failures
 
-    def work(self, batch: Batch) -> int:
-        with self.lock:
-            self.written += 1
-            return self.written
+    def position(self) -> int:
+        return self.seq
 
-    def catch_up(self) -> None:
+    def apply(self, changes: list[Change], store: Store) -> None:
         self.calls += 1
         time.sleep(self.delay)
-        if self.fail_first and self.calls == 1:
+        if self.failures:
+            self.failures -= 1
             raise RuntimeError("index unavailable")
-        with self.lock:
-            self.seen = self.written
+        self.seq = changes[-1].seq
+
+    def reset(self) -> None:
+        self.seq = 0
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    store = open_store(f"sqlite:///{tmp_path / 'registry.db'}")
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = open_store(f"sqlite:///{tmp_path / 'registry.db'}", durable=False)
+    store.upgrade()
     yield store
     store.close()
 
 
-def test_a_write_returns_only_after_the_projections_have_seen_it(store) -> None:
-    recorder = Recorder(delay=0.005)
-    committer = Committer(store, recorder.catch_up)
+def _writer(store: Store) -> Callable[[Batch], int]:
+    """A committer work item that writes one new record through the real store."""
+    def work(batch: Batch) -> int:
+        ctid = new_ctid()
+        record = Record(ctid=ctid, version=1, etag=ctid, body=b"{}", ntriples="", type="ceterms:Certification",
+                        owners=(), publisher=None, created="2026-01-01T00:00:00Z",
+                        modified="2026-01-01T00:00:00Z")
+        return batch.write(record, "create")
+    return work
+
+
+def _pipeline(store: Store, projection: Counting, max_lag: int = 1000) -> tuple[Committer, Projector]:
+    projector = Projector(store, [projection], max_lag=max_lag)  # type: ignore[list-item]
+    projector.start()
+    return Committer(store, projector.notify, before_commit=projector.throttle), projector
+
+
+def test_reads_behind_the_barrier_see_every_answered_write(store: Store) -> None:
+    projection = Counting(delay=0.01)
+    committer, projector = _pipeline(store, projection)
+    work = _writer(store)
     stale: list[tuple[int, int]] = []
 
-    def publish(_: int) -> None:
-        n = committer.run(recorder.work)
-        if recorder.seen < n:
-            stale.append((n, recorder.seen))
+    def publish_then_read(_: int) -> None:
+        seq = committer.run(work)
+        asyncio.run(projector.barrier())
+        if projection.position() < seq:
+            stale.append((seq, projection.position()))
 
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(publish, range(400)))
+        list(pool.map(publish_then_read, range(300)))
     committer.close()
+    projector.stop()
     assert stale == []
-    assert recorder.written == 400
-    # Busy publishers share catch-ups: far fewer than one per write.
-    assert recorder.calls < 400
+    assert projection.position() == 300
+    assert projection.calls < 300  # writes shared catch-ups
 
 
-def test_a_failing_item_fails_alone(store) -> None:
-    recorder = Recorder()
-    committer = Committer(store, recorder.catch_up)
+def test_writers_are_held_back_while_the_projection_is_far_behind(store: Store) -> None:
+    projection = Counting(delay=0.05)
+    committer, projector = _pipeline(store, projection, max_lag=5)
+    work = _writer(store)
+    lags: list[int] = []
+
+    def publish(_: int) -> None:
+        committer.run(work)
+        lags.append(store.last_seq() - projection.position())
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(publish, range(120)))
+    committer.close()
+    projector.stop()
+    # a group may add up to 8 writes on top of the allowed lag, and one more group may be in flight
+    assert max(lags) <= 5 + 2 * 8
+    assert projection.position() == 120
+
+
+def test_a_failing_projection_loses_no_write_and_catches_up_later(store: Store) -> None:
+    projection = Counting(failures=2)
+    committer, projector = _pipeline(store, projection)
+    work = _writer(store)
+    assert [committer.run(work) for _ in range(3)] == [1, 2, 3]
+    assert projector.wait_for(timeout=10)
+    assert projection.position() == 3
+    committer.close()
+    projector.stop()
+
+
+def test_a_failing_item_fails_alone(store: Store) -> None:
+    committer = Committer(store)
+    work = _writer(store)
 
     def bad(batch: Batch) -> int:
         raise ValueError("bad item")
 
-    futures = [committer.submit(recorder.work), committer.submit(bad), committer.submit(recorder.work)]
+    futures = [committer.submit(work), committer.submit(bad), committer.submit(work)]
     assert futures[0].result(timeout=10) == 1
     with pytest.raises(ValueError, match="bad item"):
         futures[1].result(timeout=10)
@@ -79,19 +135,26 @@ def test_a_failing_item_fails_alone(store) -> None:
     committer.close()
 
 
-def test_a_failing_projection_keeps_the_write_and_answers(store) -> None:
-    recorder = Recorder(fail_first=True)
-    committer = Committer(store, recorder.catch_up)
-    assert committer.run(recorder.work) == 1
-    assert committer.run(recorder.work) == 2
-    assert recorder.seen == 2  # the second catch-up covered both writes
-    committer.close()
-
-
-def test_close_answers_everything_queued(store) -> None:
-    recorder = Recorder(delay=0.01)
-    committer = Committer(store, recorder.catch_up)
-    futures = [committer.submit(recorder.work) for _ in range(50)]
+def test_stop_applies_everything_committed(store: Store) -> None:
+    projection = Counting(delay=0.01)
+    committer, projector = _pipeline(store, projection)
+    work = _writer(store)
+    futures = [committer.submit(work) for _ in range(50)]
     committer.close()
     assert sorted(f.result(timeout=0) for f in futures) == list(range(1, 51))
-    assert recorder.seen == 50
+    projector.stop()
+    assert projection.position() == 50
+
+
+def test_the_barrier_does_not_wait_when_nothing_is_pending(store: Store) -> None:
+    projection = Counting()
+    projector = Projector(store, [projection])  # type: ignore[list-item]
+    started = threading.Event()
+
+    async def read() -> None:
+        started.set()
+        await projector.barrier(timeout=5)
+
+    begin = time.perf_counter()
+    asyncio.run(read())
+    assert started.is_set() and time.perf_counter() - begin < 0.5
