@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     durable: bool = True  # fsync every commit (SQLite synchronous=FULL)
     group_commit_ms: float = Field(default=2.0, ge=0, le=100)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # which projections follow the change log (comma-separated): "search" (GET /search) and "rdf"
+    # (/sparql, /.well-known/void); a registry that only stores and serves records can turn both off
+    projections: str = "search,rdf"
     # search: embedded Tantivy under data_dir/search by default; http(s)://… for Elasticsearch/OpenSearch
     search_url: str = ""
     search_index: str = "credreg"  # Elasticsearch alias (indices are versioned behind it)
@@ -35,6 +38,16 @@ class Settings(BaseSettings):
     rdf_url: str = ""
     sparql_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     sparql_max_results: int = Field(default=100_000, ge=1)
+
+    @field_validator("projections")
+    @classmethod
+    def _known_projections(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        unknown = sorted(set(names) - {"search", "rdf"})
+        if unknown:
+            raise ValueError(f"CREDREG_PROJECTIONS: unknown projection(s) {', '.join(unknown)}; "
+                             "use search, rdf or both")
+        return ",".join(dict.fromkeys(names))
 
     @field_validator("base_uri")
     @classmethod

@@ -156,17 +156,33 @@ class Projector:
 
     def _catch_up(self, projection: Projection, progress: Callable[[int], object] | None) -> int:
         applied = 0
-        while True:
-            before = projection.position()
-            changes = self.store.changes(before, self.batch)
-            if not changes:
-                return applied
-            projection.apply(changes, self.store)
-            # a projection may take more than it was given (a rebuild reads the whole store)
-            done = max(projection.position() - before, len(changes))
-            applied += done
+        told = 0
+
+        def tell(n: int) -> None:  # a projection with a long step of its own reports as it goes
+            nonlocal told
+            told += n
             if progress is not None:
-                progress(done)
+                progress(n)
+
+        reports = progress is not None and hasattr(projection, "progress")
+        if reports:
+            projection.progress = tell  # type: ignore[attr-defined]
+        try:
+            while True:
+                before = projection.position()
+                changes = self.store.changes(before, self.batch)
+                if not changes:
+                    return applied
+                projection.apply(changes, self.store)
+                # a projection may take more than it was given (a rebuild reads the whole store)
+                done = max(projection.position() - before, len(changes))
+                applied += done
+                if progress is not None and done > told:
+                    progress(done - told)
+                told = 0
+        finally:
+            if reports:
+                projection.progress = None  # type: ignore[attr-defined]
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:

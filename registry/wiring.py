@@ -20,15 +20,18 @@ if TYPE_CHECKING:
 
 def build_projections(settings: Settings) -> list[Projection]:
     projections: list[Projection] = []
+    enabled = settings.projections.split(",")
     # --- search (search/) ---
-    from search.engine import open_projection
+    if "search" in enabled:
+        from search.engine import open_projection
 
-    projections.append(open_projection(settings))
+        projections.append(open_projection(settings))
     # --- RDF store and SPARQL (registry/rdfstore/) ---
-    from registry.rdfstore import open_triple_store
-    from registry.rdfstore.projection import RdfProjection
+    if "rdf" in enabled:
+        from registry.rdfstore import open_triple_store
+        from registry.rdfstore.projection import RdfProjection
 
-    projections.append(RdfProjection(open_triple_store(settings), settings.base_uri))
+        projections.append(RdfProjection(open_triple_store(settings), settings.base_uri))
     return projections
 
 

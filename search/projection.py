@@ -105,6 +105,8 @@ class SearchProjection:
         self._expiry: int | None = None
         self._refresher: threading.Thread | None = None
         self._last_min = timeline.OPEN_END  # smallest valid_until written by the last group
+        # set by the projector while it applies changes: told of records done in a long rebuild
+        self.progress: Callable[[int], object] | None = None
 
     # --- the Projection protocol -----------------------------------------------------------------
     def position(self) -> int:
@@ -248,7 +250,9 @@ class SearchProjection:
             return count
 
     def _derive_all(self, store: Store, resolver: MemoryResolver, today: int) -> Iterator[SearchDocument]:
-        for record in store.iter_current():
+        for done, record in enumerate(store.iter_current(), 1):
+            if self.progress is not None and done % 500 == 0:
+                self.progress(500)
             resolver.begin()
             doc = derive(Graph.from_bytes(record.body), record.ctid, record.modified, resolver, today)
             if doc is not None:

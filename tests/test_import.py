@@ -190,3 +190,21 @@ def test_reindex_after_an_import_shows_its_progress_and_catches_every_projection
         assert registry.projector.lag() == {"search": 0, "rdf": 0}
     finally:
         registry.close()
+
+
+def test_projections_can_be_chosen_and_unknown_ones_are_refused(settings) -> None:  # type: ignore[no-untyped-def]
+    from starlette.testclient import TestClient
+
+    from registry.app import create_app
+    from registry.config import Settings
+
+    bad = CliRunner().invoke(main, ["config"], env={"CREDREG_PROJECTIONS": "search,graphql"})
+    assert bad.exit_code != 0 and "graphql" in bad.output
+    registry = Registry(Settings(**{**settings.model_dump(), "projections": "search"}))
+    try:
+        assert [p.name for p in registry.projector.projections] == ["search"]
+        with TestClient(create_app(registry)) as client:
+            assert client.get("/search?q=x").status_code == 200
+            assert client.get("/sparql?query=ASK{}").status_code == 404
+    finally:
+        registry.close()
