@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 CTID_RE = re.compile(r"^ce-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _LOOSE_RE = re.compile(r"^ce-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -34,3 +35,20 @@ def from_uri(uri: str) -> str | None:
     """The CTID that ends a resource or graph URI, lower-cased, if there is one."""
     m = _IN_URI_RE.search(uri)
     return m.group(1).lower() if m else None
+
+
+def of_reference(value: object) -> str | None:
+    """The CTID a reference names: a node `{"@id": …}` or `{"ceterms:ctid": …}`, a registry URI, or
+    a bare CTID."""
+    if isinstance(value, dict):
+        value = value.get("@id") or value.get("ceterms:ctid")
+    if not isinstance(value, str):
+        return None
+    return normalize(value) or from_uri(value)
+
+
+def owners(node: dict[str, Any]) -> tuple[str, ...]:
+    """The CTIDs of the organizations a node's `ceterms:ownedBy` names, sorted."""
+    refs = node.get("ceterms:ownedBy")
+    refs = refs if isinstance(refs, list) else [] if refs is None else [refs]
+    return tuple(sorted({c for c in map(of_reference, refs) if c}))

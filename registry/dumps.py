@@ -111,7 +111,7 @@ def _version_at(store: Store, first_after: Change) -> Record | None:
     main = _main_node(envelope, ctid)
     types = main.get("@type")
     type_ = types if isinstance(types, str) else (types or [""])[0] if isinstance(types, list) else ""
-    owners = tuple(sorted({c for c in map(_ctid_of, _as_list(main.get("ceterms:ownedBy"))) if c}))
+    owners = ctids.owners(main)
     if not owners:
         current = store.get(ctid)
         owners = current.owners if current else ((ctid,) if type_ in _ORG_TYPES else ())
@@ -123,18 +123,6 @@ def _version_at(store: Store, first_after: Change) -> Record | None:
 def _main_node(envelope: dict[str, Any], ctid: str) -> dict[str, Any]:
     nodes = [n for n in envelope.get("@graph", []) if isinstance(n, dict)]
     return next((n for n in nodes if n.get("ceterms:ctid") == ctid), nodes[0] if nodes else {})
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [] if value is None else [value]
-
-
-def _ctid_of(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("@id") or value.get("ceterms:ctid")
-    if not isinstance(value, str):
-        return None
-    return ctids.normalize(value) or ctids.from_uri(value)
 
 
 # --- writing ---------------------------------------------------------------------------------

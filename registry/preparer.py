@@ -127,7 +127,7 @@ class Preparer:
         main = document.main
         types = main.get("@type")
         first_type = types if isinstance(types, str) else (types or [""])[0]
-        owned_by = tuple(sorted({c for c in map(_ctid_of, _as_list(main.get("ceterms:ownedBy"))) if c}))
+        owned_by = ctids.owners(main)
         ntriples, etag = converted
         return Prepared(document.ctid, orjson.dumps(document.envelope), ntriples, etag,
                         first_type, owned_by, problems, orjson.dumps(resource_view(document.envelope)))
@@ -141,18 +141,6 @@ class Preparer:
             except ValidationFailed as exc:
                 out.append(exc.extra["problems"])
         return out
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [] if value is None else [value]
-
-
-def _ctid_of(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("@id") or value.get("ceterms:ctid")
-    if not isinstance(value, str):
-        return None
-    return ctids.normalize(value) or ctids.from_uri(value)
 
 
 def _summary(problems: list[Problem]) -> str:

@@ -82,7 +82,7 @@ class OxigraphStore:
         (see _move_position) leaves two: the highest wins and the others are removed."""
         quads = list(self._store.quads_for_pattern(self._dataset_node, self._position_node, None,
                                                    self._meta_node))
-        numbers = sorted((int(q.object.value), q) for q in quads)
+        numbers = sorted((int(q.object.value), q) for q in quads if isinstance(q.object, ox.Literal))
         for _, stale in numbers[:-1]:
             self._store.remove(stale)
         return numbers[-1][0] if numbers else 0
