@@ -31,6 +31,12 @@ ORG = "ce-00000000-0000-4000-8000-000000000001"
 OTHER_ORG = "ce-00000000-0000-4000-8000-000000000002"
 
 
+def need_shared(path: Path) -> None:
+    """Skip, saying why, when a test's input from ../shared (samples, the corpus generator) is absent."""
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared data (../shared) must sit beside the project")
+
+
 def new_ctid() -> str:
     return f"ce-{uuid.uuid4()}"
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from registry.cli import main
 from registry.service import Registry
-from tests.conftest import SAMPLES, graph
+from tests.conftest import SAMPLES, graph, need_shared
 
 
 def _env(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -53,6 +53,7 @@ def test_import_reads_every_layout_and_is_idempotent(tmp_path: Path, settings) -
 
 def test_import_of_real_samples(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
     folder = SAMPLES / "registry-assistant"
+    need_shared(folder)
     result = CliRunner().invoke(main, ["import", "--no-progress", str(folder)], env=_env(settings))
     files = len(list(folder.glob("*.json")))
     assert result.stdout.strip().splitlines()[-1] == f"imported {files}, unchanged 0, rejected 0"

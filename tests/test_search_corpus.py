@@ -23,7 +23,7 @@ from ctdl.schema import lineage
 from registry.app import create_app
 from registry.config import Settings
 from registry.service import Registry
-from tests.conftest import BASE, SHARED
+from tests.conftest import BASE, SHARED, need_shared
 
 DOCS = 5200
 TODAY = date.today()
@@ -178,6 +178,7 @@ def facet_truth(records: list[Truth], params: dict[str, str], name: str, size: i
 # --- the index under test ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, Truth]]]:
+    need_shared(GENERATOR)
     tmp = tmp_path_factory.mktemp("corpus")
     path = tmp / "corpus.jsonl"
     subprocess.run([sys.executable, str(GENERATOR), "--docs", str(DOCS), "--seed", "17", "--out", str(path)],

@@ -13,7 +13,7 @@ from search.documents import SearchDocument, derive
 from search.graph import Graph
 from search.places import state_code
 from search.summary import Summary, summarize
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, need_shared
 from tests.search_fixtures import collection, credential, ctid, organization, place, transfer_value
 
 TODAY = timeline.parse_day("2026-11-23")
@@ -37,6 +37,7 @@ class Resolver:
 
 
 def doc_of(registry: Registry, path: Path, resolver: Resolver | None = None) -> SearchDocument:
+    need_shared(path)
     prepared = registry.prepare(path.read_bytes())
     found = derive(Graph.from_bytes(prepared.body), prepared.ctid, "2026-01-02T03:04:05.000006Z",
                    resolver or Resolver(), TODAY)

@@ -21,7 +21,7 @@ from search.projection import SearchProjection
 from search.query import parse
 from search.tantivy_backend import TantivyBackend
 from search.timeline import parse_day
-from tests.conftest import BASE, SHARED
+from tests.conftest import BASE, SHARED, need_shared
 from tests.search_fixtures import credential, ctid, organization, transfer_value
 
 GENERATOR = SHARED / "tools" / "ctdl_corpus.py"
@@ -29,6 +29,7 @@ GENERATOR = SHARED / "tools" / "ctdl_corpus.py"
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    need_shared(GENERATOR)
     out = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
     subprocess.run([sys.executable, str(GENERATOR), "--docs", "700", "--seed", "5", "--out", str(out)],
                    check=True, capture_output=True)

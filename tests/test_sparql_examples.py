@@ -21,7 +21,7 @@ from registry.app import create_app
 from registry.config import Settings
 from registry.service import Registry
 from registry.sources import iter_sources
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT, SHARED, need_shared
 
 DOC = ROOT / "docs" / "sparql-examples.md"
 CT = "https://purl.org/ctdl/terms/"
@@ -245,6 +245,7 @@ TRUTH: dict[str, Callable[..., list[Row]]] = {
 # --- running them -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def corpus_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need_shared(SHARED / "tools" / "ctdl_corpus.py")
     path = tmp_path_factory.mktemp("corpus") / f"corpus-{DOCS}-{SEED}.jsonl"
     subprocess.run([sys.executable, str(SHARED / "tools" / "ctdl_corpus.py"), "--docs", str(DOCS), "--seed",
                     str(SEED), "--out", str(path)], check=True, stdout=subprocess.DEVNULL)
