@@ -57,6 +57,7 @@ class Projector:
         self._applied = 0  # every projection has applied up to here
         self._wake = threading.Event()
         self._stopping = False
+        self._failing = False
         self._thread: threading.Thread | None = None
 
     @contextmanager
@@ -116,7 +117,11 @@ class Projector:
             try:
                 self.catch_up()
                 retry = 0.0
+                self._failing = False
             except Exception:  # the writes stand; the projection resumes from its position
+                self._failing = True  # writers are not held back for an engine that is down
+                with self._cond:
+                    self._cond.notify_all()
                 retry = min(max(retry * 2, 0.25), 30.0)
                 log.exception("projection catch-up failed; retrying in %.2f s", retry)
             if self._stopping:
@@ -147,11 +152,12 @@ class Projector:
 
     def throttle(self, timeout: float = 5.0) -> None:
         """For the writer: hold back while the projections are more than `max_lag` behind. A
-        projection that keeps failing does not stop writes: after `timeout` they go on."""
-        if not self.projections or self._deferred:
+        projection that is failing does not hold writes back (its lag shows in /health)."""
+        if not self.projections or self._deferred or self._failing:
             return
         with self._cond:
-            self._cond.wait_for(lambda: self._committed - self._applied <= self.max_lag or bool(self._deferred),
+            self._cond.wait_for(lambda: self._committed - self._applied <= self.max_lag or bool(self._deferred)
+                                or self._failing,
                                 timeout)
 
     def _catch_up(self, projection: Projection, progress: Callable[[int], object] | None) -> int:

@@ -120,6 +120,20 @@ def test_a_failing_projection_loses_no_write_and_catches_up_later(store: Store) 
     projector.stop()
 
 
+def test_an_engine_that_is_down_does_not_hold_writers_back(store: Store) -> None:
+    projection = Counting(failures=10_000)
+    committer, projector = _pipeline(store, projection, max_lag=2)
+    work = _writer(store)
+    begin = time.perf_counter()
+    assert [committer.run(work) for _ in range(20)] == list(range(1, 21))
+    assert time.perf_counter() - begin < 4  # one 5 s throttle wait would already exceed this
+    assert projection.position() == 0
+    committer.close()
+    projection.failures = 0
+    projector.stop()
+    assert projection.position() == 20  # it catches up once the engine is back
+
+
 def test_a_failing_item_fails_alone(store: Store) -> None:
     committer = Committer(store)
     work = _writer(store)
