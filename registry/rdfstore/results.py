@@ -34,17 +34,13 @@ from registry.rdfstore import (
     QuerySyntaxError,
     ResultTooLarge,
 )
+from registry.representations import PREFIXES as RECORD_PREFIXES
 
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 RDF_LANGSTRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
-PREFIXES = {
-    "ceterms": "https://purl.org/ctdl/terms/",
-    "ceasn": "https://purl.org/ctdlasn/terms/",
-    "qdata": "https://purl.org/ctdl/qdata/",
-    "schema": "https://schema.org/",
-    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+PREFIXES = {  # the record prefixes, plus the vocabularies of the metadata graph and VoID
+    **RECORD_PREFIXES,
     "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
-    "xsd": "http://www.w3.org/2001/XMLSchema#",
     "dcterms": "http://purl.org/dc/terms/",
     "prov": "http://www.w3.org/ns/prov#",
     "void": "http://rdfs.org/ns/void#",
