@@ -101,6 +101,21 @@ def _not_modified(request: Request, etag: str) -> bool:
 _INLINE_PREPARE_BYTES = 64 * 1024
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it passes `limit` bytes, declared or streamed."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"The body is {length} bytes; the limit is {limit}.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class Handlers:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -108,18 +123,7 @@ class Handlers:
 
     # --- helpers -------------------------------------------------------------------------------
     async def _body(self, request: Request) -> bytes:
-        limit = self.settings.max_body_bytes
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise PayloadTooLarge(f"The body is {length} bytes; the limit is {limit}.")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(request, self.settings.max_body_bytes)
 
     def _principal(self, request: Request) -> auth.Principal:
         return auth.authenticate(self.registry.store, request.headers.get("authorization"))

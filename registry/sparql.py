@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from registry import negotiation
+from registry.app import read_body
 from registry.errors import BadRequest, NotAcceptable, RegistryError, ServiceUnavailable, UnsupportedMediaType
 from registry.rdfstore import (
     CSV,
@@ -156,14 +157,7 @@ class SparqlEndpoint:
         self.settings = registry.settings
 
     async def _body(self, request: Request) -> bytes:
-        limit = self.settings.max_body_bytes
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BadRequest(f"The request body is over the limit of {limit} bytes.")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(request, self.settings.max_body_bytes)
 
     async def _read(self, request: Request) -> _Request:
         params = list(request.query_params.multi_items())
