@@ -50,6 +50,12 @@ UnsupportedMediaType = _error("UnsupportedMediaType", 415, "unsupported-media-ty
 PreconditionRequired = _error("PreconditionRequired", 428, "precondition-required",
                               "Send If-Match with the ETag you read")
 ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable", "Service unavailable")
+# SPARQL endpoint (registry/sparql.py)
+UpdateRefused = _error("UpdateRefused", 403, "sparql-update-refused", "This endpoint answers queries only")
+QueryTimedOut = _error("QueryTimedOut", 503, "query-timeout", "The query ran out of time")
+ResultCapExceeded = _error("ResultCapExceeded", 400, "result-too-large",
+                           "The result is larger than the endpoint returns")
+MalformedQuery = _error("MalformedQuery", 400, "malformed-query", "The query does not parse")
 
 
 class ValidationFailed(RegistryError):

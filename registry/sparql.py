@@ -29,7 +29,16 @@ from starlette.routing import BaseRoute, Route
 
 from registry import negotiation
 from registry.app import read_body
-from registry.errors import BadRequest, NotAcceptable, RegistryError, ServiceUnavailable, UnsupportedMediaType
+from registry.errors import (
+    BadRequest,
+    MalformedQuery,
+    NotAcceptable,
+    QueryTimedOut,
+    ResultCapExceeded,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    UpdateRefused,
+)
 from registry.rdfstore import (
     CSV,
     GRAPH_FORMATS,
@@ -74,30 +83,6 @@ SD = "http://www.w3.org/ns/sparql-service-description#"
 # Threads only wait here (the work is in the store's worker processes or on the remote server).
 _EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="credreg-sparql")
 FORMATS_NS = "http://www.w3.org/ns/formats/"
-
-
-class UpdateRefused(RegistryError):
-    status = 403
-    slug = "sparql-update-refused"
-    title = "This endpoint answers queries only"
-
-
-class QueryTimedOut(RegistryError):
-    status = 503
-    slug = "query-timeout"
-    title = "The query ran out of time"
-
-
-class ResultCapExceeded(RegistryError):
-    status = 400
-    slug = "result-too-large"
-    title = "The result is larger than the endpoint returns"
-
-
-class MalformedQuery(RegistryError):
-    status = 400
-    slug = "malformed-query"
-    title = "The query does not parse"
 
 
 # --- what kind of query: the prologue and the dataset clause, without a full parser -----------
