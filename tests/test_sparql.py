@@ -556,3 +556,11 @@ def test_curl(live_server: str) -> None:
                           "query=SELECT ?s WHERE { ?s ?p ?o } LIMIT 3", f"{live_server}/sparql"],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0 and len(out.stdout.strip().splitlines()) == 4
+
+
+def test_a_query_body_over_the_size_limit_is_413(rdf_client: tuple[TestClient, Registry]) -> None:
+    client, registry = rdf_client
+    query = "ASK {}" + " " * registry.settings.max_body_bytes
+    response = client.post("/sparql", content=query, headers={"Content-Type": "application/sparql-query"})
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
