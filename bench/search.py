@@ -40,7 +40,7 @@ from search.projection import MemoryResolver
 from search.query import SearchQuery, parse
 from search.summary import summarize
 from search.tantivy_backend import TantivyBackend
-from search.tantivy_schema import to_fields
+from search.tantivy_schema import derived_columns, to_fields
 
 HERE = Path(__file__).resolve().parent
 FACETS = "type,state,soc_group,delivery,cost_max,list"
@@ -101,7 +101,7 @@ def variants(base: list[dict[str, Any]], total: int, seed: int = 1) -> Iterator[
             out["points"] = orjson.dumps(moved)
             out["geo"] = [t for la, lo in moved for t in geo.cell_terms(la, lo)]
         out["modified_us"] = doc["modified_us"] + k * 10_000_000
-        yield out
+        yield derived_columns(out)
 
 
 def build_tantivy(directory: Path, docs: Iterator[dict[str, Any]], threads: int) -> tuple[TantivyBackend, int, float]:

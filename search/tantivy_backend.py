@@ -255,9 +255,9 @@ class TantivyBackend:
         if candidates:
             codes = [c for c, _ in candidates]
             # Counted over the documents with those codes only: a few, not the whole index.
-            agg = searcher.aggregate(self.queries.visible(self._terms("soc", codes)), {"o": {"terms": {
-                "field": "soc", "size": len(codes), "include": codes}}})
-            counts = {b["key"]: b["doc_count"] for b in agg["o"]["buckets"]}
+            found = searcher.terms_with_prefix("soc", "", filter_query=self._terms("soc", codes))
+            wanted = set(codes)
+            counts = {code: int(n) for code, n in found if code in wanted}
             ranked = sorted((c for c in candidates if counts.get(c[0])), key=lambda c: (-counts[c[0]], c[1]))
             out += [Suggestion(title, "occupation", code=code, count=counts[code])
                     for code, title in ranked[:limit]]

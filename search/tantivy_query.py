@@ -18,29 +18,24 @@ import orjson
 import tantivy
 
 from search import geo, timeline
+from search import tantivy_facets as facets
 from search.backend import (
     META_ID,
     Hit,
     Page,
     Suggestion,
-    range_agg,
     rank_names,
     sort_facet,
     threshold_counts,
 )
 from search.fields import FUZZY_BOOST, FUZZY_FIELDS, RANGE_FIELDS, TERM_FIELDS, TEXT_FIELDS
 from search.query import SearchQuery
-from search.tantivy_schema import hits_count, stored_bytes, type_counts
+from search.tantivy_schema import RANGE_SLOTS, hits_count, stored_bytes, threshold_slots
 
 Must, Should, MustNot = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
 MAX_WINDOW = 10_000  # deepest result reachable by paging in relevance order
-# Tantivy's terms aggregation counts per segment: with the whole column per segment the merged
-# counts are exact (segments play the part of shards).
-SEGMENT_SIZE = 65_000
 SUGGEST_KINDS = ("credential", "organization")
 _FLOAT = tantivy.FieldType.Float
-# Facets read the slimmest column that gives their counts (see tantivy_schema.FACET_FIELDS).
-_FACET_COLUMNS = {"type": "type_key", "naics": "naics_sector", "cip": "cip_family"}
 _SORT_FIELDS: dict[str, tuple[str | None, tantivy.Order]] = {
     "relevance": (None, tantivy.Order.Desc), "name": ("sort_name", tantivy.Order.Asc),
     "newest": ("modified_us", tantivy.Order.Desc), "cost": ("cost", tantivy.Order.Asc),
@@ -53,6 +48,8 @@ class QueryBuilder:
                  lists_fresh: Callable[[int], bool]) -> None:
         self.schema, self.index, self.points_of, self.lists_fresh = schema, index, points_of, lists_fresh
         self._facet_cache: OrderedDict[tuple[Any, ...], dict[str, dict[str, int]]] = OrderedDict()
+        self.facet_cache_size = 256  # 0: every request counts (bench/search.py measures that)
+        self._field_stats = facets.FieldStats()
         self._meta = tantivy.Query.term_query(schema, "ctid", META_ID)
         self._covers: OrderedDict[tuple[Any, ...], tantivy.Query] = OrderedDict()
         self._covers_lock = threading.Lock()
@@ -83,6 +80,9 @@ class QueryBuilder:
     def _filter(self, query: SearchQuery, param: str) -> tantivy.Query:
         if param in RANGE_FIELDS:
             spec, bound = RANGE_FIELDS[param], query.ranges[param]
+            slots = threshold_slots(param, bound)
+            if slots is not None:
+                return tantivy.Query.term_set_query(self.schema, RANGE_SLOTS, slots)
             if spec.upper:
                 return tantivy.Query.range_query(self.schema, spec.index, _FLOAT, upper_bound=bound)
             return tantivy.Query.range_query(self.schema, spec.index, _FLOAT, lower_bound=bound)
@@ -138,7 +138,7 @@ class QueryBuilder:
     def run(self, searcher: tantivy.Searcher, query: SearchQuery, generation: int) -> Page:
         main = self.build(query, generation)
         hits, total, after = self._hits(searcher, query, main)
-        return Page(total=total, hits=hits, facets=self._facets(searcher, query, main, generation),
+        return Page(total=total, hits=hits, facets=self._facets(searcher, query, main, total, generation),
                     after=after)
 
     def _hits(self, searcher: tantivy.Searcher, query: SearchQuery, main: tantivy.Query
@@ -178,55 +178,36 @@ class QueryBuilder:
         return Hit(card["ctid"], card, score)
 
     def _facets(self, searcher: tantivy.Searcher, query: SearchQuery, main: tantivy.Query,
-                generation: int) -> dict[str, dict[str, int]]:
+                total: int, generation: int) -> dict[str, dict[str, int]]:
         if not query.facets:
             return {}
         # The same counts are asked for again and again (a landing page, a popular filter):
-        # computed once per index generation.
-        key = (query.fingerprint(), query.as_of, query.facets, query.facet_size, generation)
+        # computed once per index generation (every commit starts a new one).
+        key = (query.fingerprint(), query.as_of, query.facets, query.facet_size, generation, facets.MODE)
         with self._covers_lock:
             if key in self._facet_cache:
                 self._facet_cache.move_to_end(key)
                 return self._facet_cache[key]
-        facets = self._compute_facets(searcher, query, main, generation)
+        counts = self._compute_facets(searcher, query, main, total, generation)
         with self._covers_lock:
-            self._facet_cache[key] = facets
-            while len(self._facet_cache) > 256:
+            self._facet_cache[key] = counts
+            while len(self._facet_cache) > self.facet_cache_size:
                 self._facet_cache.popitem(last=False)
-        return facets
+        return counts
 
     def _compute_facets(self, searcher: tantivy.Searcher, query: SearchQuery, main: tantivy.Query,
-                        generation: int) -> dict[str, dict[str, int]]:
-        active = set(query.filters) | set(query.ranges)
-        shared = {f: self._agg(f, query) for f in query.facets if f not in active}
-        raw: dict[str, Any] = searcher.aggregate(main, shared) if shared else {}
+                        total: int, generation: int) -> dict[str, dict[str, int]]:
+        passes = facets.plan(query, main, total, searcher,
+                             lambda skip: self.build(query, generation, skip=skip))
+        fresh = "list" in query.facets and self.lists_fresh(query.as_of)
+        raw = facets.count(passes, query, searcher, self._field_stats, generation, fresh)
+        out = {}
         for name in query.facets:
-            if name in active:  # counted without its own filter (multi-select)
-                raw.update(searcher.aggregate(self.build(query, generation, skip=name),
-                                              {name: self._agg(name, query)}))
-        return {name: self._counts(name, raw[name], query) for name in query.facets}
-
-    def _agg(self, name: str, query: SearchQuery) -> dict[str, Any]:
-        if name in RANGE_FIELDS:
-            return range_agg(name)
-        terms: dict[str, Any] = {"field": _FACET_COLUMNS.get(name, TERM_FIELDS[name].index),
-                                 "size": SEGMENT_SIZE, "segment_size": SEGMENT_SIZE}
-        if name == "list" and self.lists_fresh(query.as_of):
-            terms["field"] = "lists_now"
-        elif name == "list":
-            terms["include"] = timeline.day_suffix_regex(query.as_of)
-        return {"terms": terms}
-
-    def _counts(self, name: str, raw: dict[str, Any], query: SearchQuery) -> dict[str, int]:
-        if name in RANGE_FIELDS:
-            return threshold_counts(name, raw["buckets"])
-        counts: dict[str, int] = {}
-        for bucket in raw["buckets"]:
-            key = bucket["key"].split(":", 1)[0] if name == "list" else bucket["key"]
-            counts[key] = counts.get(key, 0) + int(bucket["doc_count"])
-        if name == "type":
-            counts = type_counts(counts)
-        return sort_facet(counts, query.facet_size)
+            if name in RANGE_FIELDS:
+                out[name] = threshold_counts(name, raw[name])  # every threshold, zeros included
+            else:
+                out[name] = sort_facet(raw[name], query.facet_size)
+        return out
 
     # --- autocomplete ----------------------------------------------------------------------------
     def suggest_names(self, searcher: tantivy.Searcher, terms: tuple[str, ...], limit: int

@@ -2,23 +2,43 @@
 helpers to read stored fields with their types."""
 from __future__ import annotations
 
+import bisect
 import hashlib
 from typing import Any
 
 import orjson
 import tantivy
 
+from search.backend import range_edges
 from search.documents import SearchDocument
+from search.fields import RANGE_FIELDS
 
 # Bump when the index layout or the derived documents change: a new directory is built from the
 # store and the old one removed (the projection rebuilds when it finds no position).
-LAYOUT_VERSION = 3
-# Facets count values per matching document (~13 ns a value), so each facet has a column with as
-# few values per document as its counts need: the type set as one key (lineage counts are summed
-# from it), the NAICS sector and the CIP family apart from their hierarchies.
-FACET_FIELDS = ("kind", "type_key", "soc", "soc_group", "naics_sector", "cip_family", "state",
-                "delivery", "audience", "lang", "status", "qa", "owner", "list_at", "lists_now")
-FILTER_FIELDS = ("type", "naics", "cip", "geo", "deps")  # searched, never counted
+LAYOUT_VERSION = 4
+# Facets count values per matching document, and a column holding several values per document
+# costs ~4x one holding one (measured at 1M documents: 80-100 ns against 15-20 ns per document).
+# So each facet counts a column with one value per document, the set of its values as one key
+# ("29|51"); the counts per value are summed from the keys (search/tantivy_facets.py). The
+# values themselves are indexed (not columnar) for filters and for counting through postings.
+SET_COLUMNS = {"type": "type_key", "kind": "set_kind", "soc": "set_soc", "soc_group": "set_soc_group",
+               "naics": "set_naics", "cip": "set_cip", "state": "set_state", "delivery": "set_delivery",
+               "audience": "set_audience", "status": "set_status", "lang": "set_lang", "qa": "set_qa",
+               "owner": "set_owner", "list": "set_list"}
+# The indexed field holding exactly the values a facet reports, one term per value.
+FACET_TERMS = {"type": "type", "kind": "kind", "soc": "soc", "soc_group": "soc_group",
+               "naics": "naics_sector", "cip": "cip_family", "state": "state", "delivery": "delivery",
+               "audience": "audience", "status": "status", "lang": "lang", "qa": "qa", "owner": "owner",
+               "list": "lists_now"}
+SET_SEPARATOR = "|"
+# Range values also as the threshold bucket they fall in ("cost_max:3"): a filter on a threshold
+# the facet offers is then a few terms instead of a range over a column (~13 ms at 1M documents
+# for a broad one, in every pass), and the facet can be counted through postings.
+RANGE_SLOTS = "range_slot"
+# Searched (and counted through postings), not columnar.
+FILTER_FIELDS = ("type", "kind", "soc", "soc_group", "naics", "naics_sector", "cip", "cip_family",
+                 "state", "delivery", "audience", "lang", "status", "qa", "owner", "lists_now", "geo",
+                 "deps")
 TEXT_FIELDS = ("names", "description", "keywords", "occupations", "organizations")
 ANALYZER = "credreg"
 WRITER_HEAP = 128_000_000  # one indexing thread: a group commit flushes one small segment
@@ -28,7 +48,7 @@ BULK_THREADS = 2
 
 def type_key(types: list[str]) -> str:
     """A record's @type values as one facet value."""
-    return "|".join(sorted(set(types)))
+    return SET_SEPARATOR.join(sorted(set(types)))
 
 
 def type_counts(keys: dict[str, int]) -> dict[str, int]:
@@ -40,7 +60,7 @@ def type_counts(keys: dict[str, int]) -> dict[str, int]:
     out: dict[str, int] = {}
     for key, count in keys.items():
         classes: set[str] = set()
-        for t in key.split("|"):
+        for t in key.split(SET_SEPARATOR):
             classes |= lineage(t) or {t}
         for cls in classes:
             if cls.startswith(CTDL_PREFIXES):
@@ -74,10 +94,15 @@ def stored_bytes(doc: tantivy.Document, field: str) -> bytes:
 def build_schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("ctid", stored=True, tokenizer_name="raw", index_option="basic")
-    for name in FACET_FIELDS:  # exact values, fast (columnar) for facet aggregations
+    for name in SET_COLUMNS.values():  # one value per document, for columns (never searched;
+        # tantivy-py has no columnar-only text field, and one term per document is cheap)
         sb.add_text_field(name, tokenizer_name="raw", fast=True, index_option="basic")
+    # Day-block list terms: searched for `list_as_of`, and a column for dated list facets (rare:
+    # "on the list today" reads set_list).
+    sb.add_text_field("list_at", tokenizer_name="raw", fast=True, index_option="basic")
     for name in FILTER_FIELDS:
         sb.add_text_field(name, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field(RANGE_SLOTS, tokenizer_name="raw", index_option="basic")
     sb.add_text_field("link_dst", stored=True, tokenizer_name="raw", index_option="basic")
     # Sort keys are not unique: a unique text column per document (a "name + CTID" key) costs
     # more to index than all the rest (measured: 4 such columns cut throughput 3x). Pages past the
@@ -130,4 +155,35 @@ def to_fields(d: SearchDocument) -> dict[str, Any]:
         value = getattr(d, name)
         if value is not None:
             out[name] = value
-    return {k: v for k, v in out.items() if v != [] and v is not None}
+    return derived_columns({k: v for k, v in out.items() if v != [] and v is not None})
+
+
+def derived_columns(out: dict[str, Any]) -> dict[str, Any]:
+    """Fill the set columns and the range slots from the other field values."""
+    for param, column in SET_COLUMNS.items():
+        values = out.get(FACET_TERMS[param])
+        if param != "type" and values:
+            out[column] = values if isinstance(values, str) else SET_SEPARATOR.join(sorted(set(values)))
+    slots = [f"{param}:{range_slot(param, out[spec.index])}" for param, spec in RANGE_FIELDS.items()
+             if out.get(spec.index) is not None]
+    if slots:
+        out[RANGE_SLOTS] = slots
+    else:
+        out.pop(RANGE_SLOTS, None)
+    return out
+
+
+def range_slot(param: str, value: float) -> int:
+    """The bucket of search.backend.range_agg a value falls in (0: below the first edge)."""
+    return bisect.bisect_right(range_edges(param), value)
+
+
+def threshold_slots(param: str, bound: float) -> list[str] | None:
+    """The range slot terms of the documents a filter on `param` at `bound` keeps, when the bound
+    is one of the facet's thresholds (None otherwise: a range query is needed)."""
+    spec = RANGE_FIELDS[param]
+    if bound not in spec.thresholds:
+        return None
+    i = spec.thresholds.index(bound)
+    slots = range(i + 1) if spec.upper else range(i + 1, len(spec.thresholds) + 1)
+    return [f"{param}:{slot}" for slot in slots]
