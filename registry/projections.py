@@ -178,6 +178,11 @@ class Projector:
                 before = projection.position()
                 changes = self.store.changes(before, self.batch)
                 if not changes:
+                    # caught up: a projection may now tidy what a long catch-up left (the
+                    # triple store compacts after a bulk load); optional, hence getattr
+                    settle = getattr(projection, "settle", None)
+                    if settle is not None:
+                        settle()
                     return applied
                 projection.apply(changes, self.store)
                 # a projection may take more than it was given (a rebuild reads the whole store)

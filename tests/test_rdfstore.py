@@ -362,6 +362,37 @@ def test_large_groups_are_bulk_loaded_with_the_same_result(tmp_path: Path) -> No
         bulk.close()
 
 
+def test_settle_compacts_only_after_a_large_bulk_load(tmp_path: Path) -> None:
+    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=1)
+    try:
+        store.compact_after = 5
+        load_two(store)  # applied as a diff: nothing to compact
+        store.settle()
+        assert store.compaction_seconds is None
+        store.bulk_quads = 1
+        before = _all_quads(store)
+        store.apply(Group(position=3, drop=[G3], meta_subjects=[G3],
+                          graphs=[(G3, record(G3, "three"))], metadata=[nt(f'<{G3}> <{P}meta> "m3" .')]))
+        store.settle()
+        assert store.compaction_seconds is None  # 3 bulk-loaded quads, under the threshold
+        store.apply(Group(position=4, drop=[G1], meta_subjects=[G1],
+                          graphs=[(G1, record(G1, "uno"))], metadata=[nt(f'<{G1}> <{P}meta> "m1b" .')]))
+        store.settle()
+        assert store.compaction_seconds is not None
+        expected = {q for q in before if q[1] != f"{G1}#it" and q[1:3] != (G1, f"{P}meta")}
+        expected |= {(G3, f"{G3}#it", P, "three"), (G3, f"{G3}#it", f"{P}x", f"{G3}#other"),
+                     (META, G3, f"{P}meta", "m3"), (G1, f"{G1}#it", P, "uno"),
+                     (G1, f"{G1}#it", f"{P}x", f"{G1}#other"), (META, G1, f"{P}meta", "m1b")}
+        assert {q for q in _all_quads(store) if q[2] != "urn:credreg:changeSequence"} == \
+            {q for q in expected if q[2] != "urn:credreg:changeSequence"}
+        assert names(store) == ["three", "two", "uno"] and store.position() == 4
+        store.compaction_seconds = None
+        store.settle()  # the counter was reset: no second compaction
+        assert store.compaction_seconds is None
+    finally:
+        store.close()
+
+
 def test_a_crash_between_two_position_writes_keeps_the_highest(tmp_path: Path) -> None:
     store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=1)
     load_two(store, position=4)

@@ -211,9 +211,12 @@ def test_the_projection_resumes_from_its_position(tmp_path: Path) -> None:
             RdfProjection(first, BASE).apply(changes[:7], registry.store)
             first.close()
             again = fresh(name, bulk_quads)
+            again.compact_after = 1  # any bulk load is followed by a compaction once caught up
             assert again.position() == changes[6].seq
             projection = RdfProjection(again, BASE)
             Projector(registry.store, [projection], batch=3).catch_up()
+            # the catch-up ended by compacting if (and only if) it bulk-loaded
+            assert (again.compaction_seconds is not None) == (bulk_quads == 1)
             Projector(registry.store, [projection], batch=3).catch_up()  # nothing left: no change
             assert again.position() == registry.store.last_seq()
             assert _quads(again) == expected

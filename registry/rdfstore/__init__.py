@@ -138,6 +138,11 @@ class TripleStore(Protocol):
         StoreUnavailable."""
         ...
 
+    def settle(self) -> None:
+        """Called once a catch-up has nothing left to apply: tidy up after a bulk load (the
+        embedded store compacts; a remote server manages its own storage)."""
+        ...
+
     def counts(self) -> Counts: ...
 
     def position(self) -> int:

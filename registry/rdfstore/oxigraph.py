@@ -55,6 +55,9 @@ from registry.rdfstore import (
 
 log = logging.getLogger("credreg.rdfstore")
 _MEMORY_FRACTION = 4  # a worker may use at most 1/4 of physical memory (address space)
+# Bulk-loaded quads after which `settle` compacts the store (see there). Below it the compaction,
+# which rewrites the whole database, costs more than the reads it saves.
+COMPACT_AFTER_BULK_QUADS = 200_000
 
 
 class OxigraphStore:
@@ -71,6 +74,10 @@ class OxigraphStore:
         self._position_node = ox.NamedNode(POSITION_PREDICATE)
         self._meta_node = ox.NamedNode(meta_graph)
         self.bulk_quads = 20_000  # groups with at least this many quads are bulk-loaded
+        self.compact_after = COMPACT_AFTER_BULK_QUADS
+        self._bulk_since_compaction = 0  # quads bulk-loaded since the last compaction
+        self._compaction = threading.Lock()  # close/reset wait for a running compaction
+        self.compaction_seconds: float | None = None  # the last compaction's duration
         self._position = self._read_position()
         self._snapshots = _Snapshots(self.path.with_name(self.path.name + "-snapshots"))
         self._pool = _Pool(workers or min(4, max(2, os.cpu_count() or 2)))
@@ -130,8 +137,10 @@ class OxigraphStore:
         projection does, see RdfProjection._apply_each), and the position has not moved."""
         data = "".join(to_nquads(nt, g) for g, nt in group.graphs)
         data += "".join(to_nquads(m, self.meta_graph) for m in group.metadata)
-        if data.count("\n") >= self.bulk_quads:
+        quads = data.count("\n")
+        if quads >= self.bulk_quads:
             self._apply_bulk(group, data)
+            self._bulk_since_compaction += quads
         else:
             self._apply_diff(group, data)
 
@@ -173,6 +182,32 @@ class OxigraphStore:
             except SyntaxError as exc:
                 raise RdfDataError(str(exc)) from None
             self._move_position(group.position)
+
+    def settle(self) -> None:
+        """Compact the database after a large bulk load (the projector calls this when a
+        catch-up has nothing left to apply).
+
+        Why: `bulk_load` ingests its table files as they are, so right after a catch-up reads
+        look through overlapping files that RocksDB's background compaction has not merged
+        yet. A full compaction (`optimize`, which pyoxigraph recommends after a bulk load)
+        leaves one sorted run per index. Measured (CPU time, same queries on both): at 10k
+        graphs point lookups -35% and the ctid/type join -48%; at 50k graphs, where the
+        background compaction had more time during the load, point -12%, two-hop -5%, text
+        filter -17%, scans unchanged, the ctid/type join +15%. It rewrites the database (about
+        9 us a quad), so it runs only after at least `compact_after` bulk-loaded quads, never
+        in the publish path. The count is kept in memory: after a restart an interrupted load
+        is left to the background compaction. No write lock is held: pyoxigraph releases the
+        GIL, RocksDB compacts next to writes and checkpoints, queries run on checkpoints."""
+        if self._bulk_since_compaction < self.compact_after:
+            return
+        with self._compaction:
+            if self._closed:
+                return
+            started = time.monotonic()
+            self._store.optimize()
+            self.compaction_seconds = time.monotonic() - started
+            self._bulk_since_compaction = 0
+            log.info("compacted the triple store in %.1f s", self.compaction_seconds)
 
     def _is_empty(self) -> bool:
         """True for a fresh or reset store (a rebuild then needs no removals)."""
@@ -218,7 +253,7 @@ class OxigraphStore:
 
     def reset(self) -> None:
         """Remove the database directory and start empty (faster than deleting every key)."""
-        with self._lock:
+        with self._compaction, self._lock:
             self._store.flush()
             del self._store
             shutil.rmtree(self.path, ignore_errors=True)
@@ -226,11 +261,12 @@ class OxigraphStore:
             self._store = ox.Store(str(self.path))
             self._generation += 1
             self._position = 0
+            self._bulk_since_compaction = 0
 
     def close(self) -> None:
         """Stop the workers, delete the checkpoints and release the database (its lock)."""
         self._pool.close()
-        with self._lock:
+        with self._compaction, self._lock:
             if self._closed:
                 return
             self._closed = True

@@ -200,6 +200,10 @@ class RdfProjection:
                 self.store.remove_graph(g)
         self.store.update_metadata([], "", group.position)
 
+    def settle(self) -> None:
+        """Called by the projector once caught up: the store may compact after a bulk load."""
+        self.store.settle()
+
     def reset(self) -> None:
         self.store.reset()
 

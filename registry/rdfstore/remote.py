@@ -157,6 +157,9 @@ class RemoteStore:
         graphs = self._select_number("SELECT (COUNT(DISTINCT ?g) AS ?n) WHERE { GRAPH ?g { } }")
         return Counts(triples, graphs)
 
+    def settle(self) -> None:
+        """Nothing to do: the server manages its own storage."""
+
     def reset(self) -> None:
         """DROP ALL: the server's store is dedicated to this registry."""
         self._update("DROP ALL")
