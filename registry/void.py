@@ -171,7 +171,17 @@ def description(registry: Registry, store: TripleStore, stats: Stats) -> list[ox
     meta = n(store.meta_graph)
     out += [ox.Triple(ds, n(VOID + "subset"), meta), ox.Triple(meta, a, n(VOID + "Dataset")),
             ox.Triple(meta, n(DCT + "title"), ox.Literal("Registry metadata graph", language="en")),
-            ox.Triple(meta, n(VOID + "triples"), integer(stats.metadata_triples))]
+            ox.Triple(meta, n(VOID + "triples"), integer(stats.metadata_triples)),
+            # what a client needs to query it, e.g. records by type in one pattern
+            # (docs/sparql-examples.md, question 15)
+            ox.Triple(meta, n(DCT + "description"), ox.Literal(
+                "One description per record graph (a prov:Entity): dcterms:identifier (the CTID), "
+                "foaf:primaryTopic (the record's main node), dcterms:type (the main node's type), "
+                "dcterms:publisher, prov:wasAttributedTo (owners), owl:versionInfo, dcterms:created, "
+                "dcterms:modified, spdx:checksum (the ETag), prov:wasDerivedFrom (the envelope @id).",
+                language="en"))]
+    for vocabulary in ("http://www.w3.org/ns/prov#", DCT, FOAF, SPDX, "http://www.w3.org/2002/07/owl#"):
+        out.append(ox.Triple(meta, n(VOID + "vocabulary"), n(vocabulary)))
     dumps = list_dumps(dump_dir(registry))
     for kind, latest in (("nquads", "latest.nq.gz"), ("jsonld", "latest.jsonld.zip")):
         out.append(ox.Triple(ds, n(VOID + "dataDump"), n(f"{base}/dumps/{latest}")))

@@ -224,6 +224,13 @@ def t_records_by_type(c: Corpus, registry: Registry) -> list[Row]:
     return [(type_, n, modified[type_]) for type_, n in counts.items()]
 
 
+def t_record_count_by_type(c: Corpus) -> list[Row]:
+    counts: dict[str, int] = defaultdict(int)
+    for type_ in c.types.values():
+        counts[type_] += 1
+    return list(counts.items())
+
+
 TRUTH: dict[str, Callable[..., list[Row]]] = {
     "list-sizes": t_list_sizes,
     "removals-by-year": lambda c: _by_year(c, "end"),
@@ -239,6 +246,7 @@ TRUTH: dict[str, Callable[..., list[Row]]] = {
     "next-steps-with-credit": t_next_steps,
     "credit-after-removal": t_credit_after_removal,
     "records-by-type": t_records_by_type,
+    "record-count-by-type": t_record_count_by_type,
 }
 
 

@@ -116,3 +116,23 @@ def test_the_description_follows_writes(client: TestClient, filled: Registry, or
     client.put(f"/graph/{ctid}", content=orjson.dumps(graph(ctid)),
                headers={**org_headers, "Content-Type": "application/ld+json"})
     assert number(description(client), DATASET, VOID + "documents") == before + 1
+
+
+def test_the_metadata_graph_says_what_it_holds(client: TestClient, filled: Registry) -> None:
+    """The metadata subset names its vocabularies and the terms a client counts records with, and
+    those terms are what the store holds for each record (one dcterms:type, one primaryTopic)."""
+    triples = description(client)
+    meta = ox.NamedNode(f"{BASE}/.well-known/void#records")
+    assert meta in objects(triples, DATASET, VOID + "subset")
+    vocabularies = {o.value for o in objects(triples, meta, VOID + "vocabulary")}
+    assert {"http://purl.org/dc/terms/", "http://xmlns.com/foaf/0.1/", "http://www.w3.org/ns/prov#"} <= vocabularies
+    (text,) = objects(triples, meta, "http://purl.org/dc/terms/description")
+    assert "dcterms:type" in text.value and "foaf:primaryTopic" in text.value
+    query = (f"SELECT ?type (COUNT(?r) AS ?n) WHERE {{ GRAPH <{meta.value}> {{ ?r <http://purl.org/dc/terms/type> "
+             "?type ; <http://xmlns.com/foaf/0.1/primaryTopic> ?main } } GROUP BY ?type")
+    response = client.get("/sparql", params={"query": query})
+    assert response.status_code == 200, response.text
+    counts = {b["type"]["value"]: int(b["n"]["value"]) for b in response.json()["results"]["bindings"]}
+    expected = Counter("https://purl.org/ctdl/terms/" + r.type.split(":", 1)[1] for r in filled.store.iter_current())
+    assert counts == dict(expected)
+
