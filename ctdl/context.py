@@ -278,3 +278,89 @@ def _build_table(key: tuple[str, ...]) -> TermTable:
     order = tuple(sorted(prefixes.items(), key=lambda kv: (-len(kv[1]), kv[0])))
     return TermTable(context=key, terms=terms, prefixes=prefixes, by_iri=by_iri, fast=fast,
                      _prefix_order=order)
+
+
+# --- inline definitions ---------------------------------------------------------------------------
+# Prefixes whose terms the validator checks as CTDL properties and classes: a document may not
+# move them elsewhere, or what is checked would not be what is stored.
+CORE_PREFIXES = frozenset({"ceterms", "ceasn", "asn", "qdata", "skos", "schema", "meta", "owl",
+                           "rdfs", "adms", "vs", "dct"})
+
+
+@dataclass(frozen=True, slots=True)
+class InlineIssue:
+    """Something wrong with one definition of an inline context. `code` is a problem code."""
+
+    term: str
+    code: str
+    message: str
+
+
+@cache
+def _vendored_definitions() -> dict[str, tuple[Any, ...]]:
+    """Every term of the vendored contexts with the definitions they give it (raw JSON)."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for url in (CTDL, CTDLASN):
+        for term, definition in load_context(url)["@context"].items():
+            if definition not in out.get(term, ()):
+                out[term] = (*out.get(term, ()), definition)
+    return out
+
+
+def _iri_of(definition: Any) -> Any:
+    return definition.get("@id") if isinstance(definition, dict) else definition
+
+
+def check_inline(definitions: dict[str, Any]) -> tuple[dict[str, Any], list[InlineIssue]]:
+    """An inline context's definitions checked against CTDL's: the definitions to use (the
+    http:// form of a CTDL namespace read as its https:// form) and what is wrong with them.
+
+    The registry validates documents by their CTDL terms, so an inline context may add terms
+    and prefixes of its own, repeat CTDL's definitions, or null a vocabulary prefix (to write
+    an IRI in that scheme literally), but not give a CTDL term or prefix another meaning: the
+    graph stored would then not be the graph that was checked."""
+    vendored = _vendored_definitions()
+    out: dict[str, Any] = {}
+    issues: list[InlineIssue] = []
+    for term, definition in definitions.items():
+        out[term] = definition
+        if term.startswith("@"):
+            continue
+        known = vendored.get(term)
+        iri = _iri_of(definition)
+        if known is None:
+            if isinstance(iri, str) and not iri.startswith("@") and ":" not in iri:
+                issues.append(InlineIssue(term, "malformed-context",
+                                          f"The @context defines {term!r} as {iri!r}, which is not "
+                                          "an absolute IRI."))
+            continue
+        if definition in known or (isinstance(definition, str) and definition in map(_iri_of, known)):
+            continue
+        wanted = _iri_of(known[0])
+        if definition is None and term not in CORE_PREFIXES and ":" not in term:
+            continue
+        if isinstance(definition, str) and definition.startswith("http://") and \
+                "https://" + definition[7:] == wanted:
+            out[term] = wanted
+            issues.append(InlineIssue(term, "context-normalized",
+                                      f"The @context binds {term!r} to {definition!r}, read as "
+                                      f"CTDL's {wanted!r}."))
+            continue
+        issues.append(InlineIssue(
+            term, "context-redefines-term",
+            f"The @context makes {term!r} mean {iri!r}; in CTDL it means {wanted!r}. The registry "
+            "stores CTDL graphs: remove this definition and use the CTDL context."))
+    return out, issues
+
+
+@cache
+def _raw_definitions(url: str) -> dict[str, Any]:
+    return dict(load_context(url)["@context"])
+
+
+def copies_ctdl(definitions: dict[str, Any]) -> bool:
+    """Whether an inline context carries a whole vendored context, definition for definition.
+    Anything less is not CTDL: binding the 'ceterms' prefix alone drops the context's value
+    types (IRI or literal, language maps), so a graph would not read as the one validated."""
+    return any(all(definitions.get(term, definitions) == d for term, d in _raw_definitions(url).items())
+               for url in (CTDL, CTDLASN))

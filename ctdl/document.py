@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from ctdl import ctid as ctids
+from ctdl.context import check_inline, copies_ctdl
 from ctdl.problems import Problem, Severity, pointer
 
 CTDL_CONTEXT = "https://credreg.net/ctdl/schema/context/json"
@@ -157,8 +158,10 @@ def _normalize_context(context: Any, problems: list[Problem]) -> Any:
         return None
     items = context if isinstance(context, list) else [context]
     out: list[Any] = []
+    unusable = False
     for i, item in enumerate(items):
-        ptr = pointer("@context", i) if isinstance(context, list) else "/@context"
+        at: tuple[str | int, ...] = ("@context", i) if isinstance(context, list) else ("@context",)
+        ptr = pointer(*at)
         if isinstance(item, str):
             canonical = _CONTEXT_FORMS.get(item.strip())
             if canonical is None:
@@ -172,12 +175,29 @@ def _normalize_context(context: Any, problems: list[Problem]) -> Any:
                                       f"The context URL {item!r} was read as {canonical!r}."))
             out.append(canonical)
         elif isinstance(item, dict):
-            out.append(item)  # inline definitions: handled exactly by the JSON-LD fallback path
+            # inline definitions: converted exactly by the JSON-LD fallback path, so they may not
+            # give a CTDL term another meaning than the one the validator checks
+            checked, issues = check_inline(item)
+            for issue in issues:
+                make = _info if issue.code == "context-normalized" else _error
+                problems.append(make(issue.code, pointer(*at, issue.term), issue.message))
+            unusable = unusable or any(issue.code != "context-normalized" for issue in issues)
+            out.append(checked)
         else:
             problems.append(_error("malformed-context", ptr,
                                    "@context must be a URL, an object or a list of them."))
             return None
+    if not any(isinstance(x, str) or copies_ctdl(x) for x in out):
+        unusable = True
+        problems.append(_error(
+            "missing-ctdl-context", "/@context",
+            f"The @context does not name the CTDL context ({CTDL_CONTEXT!r}) or the CTDL-ASN one: "
+            "without it 'ceterms:' keys are not read as CTDL terms (a prefix alone drops CTDL's "
+            "value types, such as which properties take IRIs). Add the CTDL context URL."))
+    if unusable:
+        return None
     return out if isinstance(context, list) else out[0]
+
 
 
 def _compact_term(name: str) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from ctdl.context import load_context
 from ctdl.document import CTDL_CONTEXT, parse
 from ctdl.problems import Severity
 from tests.conftest import BASE, graph, new_ctid
@@ -37,6 +38,54 @@ def test_missing_context_is_an_error() -> None:
     raw = graph()
     del raw["@context"]
     assert codes(parse(raw, base_uri=BASE)) == ["missing-context"]
+
+
+def test_an_inline_context_may_not_give_a_ctdl_prefix_another_namespace() -> None:
+    raw = graph()
+    raw["@context"] = [CTDL_CONTEXT, {"ceterms": "http://example.org/not-ctdl/"}]
+    doc = parse(raw, base_uri=BASE)
+    assert codes(doc) == ["context-redefines-term"]
+    assert doc.problems[0].pointer == "/@context/1/ceterms"
+    assert "https://purl.org/ctdl/terms/" in doc.problems[0].message
+
+
+def test_an_inline_context_may_not_redefine_a_ctdl_term() -> None:
+    raw = graph()
+    raw["@context"] = [CTDL_CONTEXT, {"ceterms:name": {"@id": "http://example.org/title"}}]
+    assert codes(parse(raw, base_uri=BASE)) == ["context-redefines-term"]
+
+
+def test_an_inline_context_with_only_its_own_prefixes_is_not_ctdl() -> None:
+    raw = graph()
+    raw["@context"] = {"schema": "https://schema.org/", "ceterms": "https://purl.org/ctdl/terms/"}
+    doc = parse(raw, base_uri=BASE)
+    assert codes(doc) == ["missing-ctdl-context"]
+
+
+def test_an_inline_prefix_that_is_not_an_iri_is_refused() -> None:
+    raw = graph()
+    raw["@context"] = [CTDL_CONTEXT, {"ctdl": "[CTI Namespace Not Determined Yet]"}]
+    doc = parse(raw, base_uri=BASE)
+    assert codes(doc) == ["malformed-context"] and doc.problems[0].pointer == "/@context/1/ctdl"
+
+
+def test_inline_contexts_that_keep_ctdl_meanings_are_accepted() -> None:
+    raw = graph()
+    # the http:// form of the namespace is read as CTDL's; own prefixes and a nulled
+    # vocabulary prefix (to write an IRI of that scheme literally) are fine
+    raw["@context"] = [CTDL_CONTEXT, {"ceterms": "http://purl.org/ctdl/terms/", "ex": "http://example.org/",
+                                      "credentialStat": None}]
+    doc = parse(raw, base_uri=BASE)
+    assert codes(doc) == ["context-normalized"]
+    assert doc.envelope["@context"][1]["ceterms"] == "https://purl.org/ctdl/terms/"
+
+
+def test_a_prefix_alone_is_not_the_ctdl_context_but_a_whole_inline_copy_is() -> None:
+    raw = graph()
+    raw["@context"] = {"ceterms": "https://purl.org/ctdl/terms/"}
+    assert codes(parse(raw, base_uri=BASE)) == ["missing-ctdl-context"]
+    raw["@context"] = load_context(CTDL_CONTEXT)["@context"]
+    assert not parse(raw, base_uri=BASE).has_errors
 
 
 def test_single_node_is_wrapped_into_an_envelope() -> None:
