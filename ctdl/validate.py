@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ctdl import ctid as ctids
 from ctdl import schema
+from ctdl.context import canonical_url
 from ctdl.problems import Problem, Severity
 
 if TYPE_CHECKING:
@@ -187,6 +188,8 @@ class _Run:
             if entry is None:  # a JSON-LD keyword, or a term the vocabulary lacks
                 if key == "@id":
                     self._check_id(value, ptr, label)
+                elif key == "@context":
+                    self._check_nested_context(value, ptr, label)
                 elif key not in _NODE_KEYWORDS:
                     self._error("unknown-property", _join(ptr, key), f"{_shorten(repr(key))} is "
                                 "not a CTDL or CTDL-ASN property.", label, key)
@@ -387,6 +390,14 @@ class _Run:
             return _NO_INFO
         return (frozenset().union(*(info[0] for info in infos if info)),
                 frozenset().union(*(info[1] for info in infos if info)))
+
+    def _check_nested_context(self, value: Any, ptr: str, label: str | None) -> None:
+        # Definitions inside a node would change what its keys mean after they were checked
+        # against CTDL's; only a repeat of a vendored context is harmless.
+        if not (isinstance(value, str) and canonical_url(value) is not None):
+            self._error("nested-context", _join(ptr, "@context"),
+                        "A node may not carry its own @context: put CTDL's context URL in the "
+                        "document's top-level @context.", label, "@context")
 
     def _check_id(self, value: Any, ptr: str, label: str | None) -> None:
         if not isinstance(value, str) or not (value.startswith("_:") or is_iri(value)):

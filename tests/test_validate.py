@@ -156,6 +156,10 @@ CASES: list[tuple[str, dict[str, Any], dict[str, int], str, Severity, str]] = [
      "missing-type", Severity.ERROR, "/ceterms:ownedBy/0"),
     ("unknown property", credential(ceterms__nmae={"en-US": "x"}), {},
      "unknown-property", Severity.ERROR, "/ceterms:nmae"),
+    ("context inside a node",
+     credential(ceterms__ownedBy=[{"@context": {"ceterms": "http://example.org/not-ctdl/"},
+                                   "@type": "ceterms:CredentialOrganization", "ceterms:name": {"en-US": "Org"}}]), {},
+     "nested-context", Severity.ERROR, "/ceterms:ownedBy/0/@context"),
     ("unknown property nested",
      credential(ceterms__ownedBy=[{"@type": "ceterms:CredentialOrganization", "ceterms:nmae": "x"}]),
      {}, "unknown-property", Severity.ERROR, "/ceterms:ownedBy/0/ceterms:nmae"),
@@ -536,3 +540,10 @@ def test_concepts_and_schemes_are_known() -> None:
     vocab = schema.vocabulary()
     assert "ceterms:AgentSector" in vocab.concept_schemes
     assert "agentSector:PrivateForProfit" in vocab.concepts
+
+
+
+def test_a_node_repeating_the_ctdl_context_url_is_fine() -> None:
+    raw = credential(ceterms__ownedBy=[{"@context": CTX, "@type": "ceterms:CredentialOrganization",
+                                        "ceterms:name": {"en-US": "Org"}}])
+    assert "nested-context" not in {p.code for p in problems(raw)}
