@@ -460,7 +460,8 @@ class _Run:
                 if iri.startswith("_:"):
                     self._error("unresolved-blank-node", _ref_pointer(base, key, index),
                                 f"{p.name} refers to the blank node {iri}, which is not in this "
-                                "graph.", label, p.name)
+                                "graph (a record taken from a registry's /resources/ view: publish "
+                                "its /graph/ envelope, which holds its blank nodes).", label, p.name)
                 continue
             lineage = node_lineage[iri]
             if lineage is not None and p.range_classes is not None \
