@@ -10,8 +10,8 @@ two ways, both exact:
   match a large part of the index (a landing page, one broad filter).
 The cheaper one is picked from an estimate of the documents a pass matches. Range facets are the
 same choice between a range aggregation and the postings of their slot terms. The units of work
-run on two threads: Tantivy releases the GIL while it aggregates, so the passes of one request use
-both cores.
+run on two threads while the calling thread finds the hits: Tantivy releases the GIL while it
+searches and aggregates, so one request uses both cores.
 """
 from __future__ import annotations
 
@@ -27,7 +27,14 @@ from search import timeline
 from search.backend import range_agg, range_edges
 from search.fields import RANGE_FIELDS, TERM_FIELDS
 from search.query import SearchQuery
-from search.tantivy_schema import FACET_TERMS, RANGE_SLOTS, SET_COLUMNS, SET_SEPARATOR, type_counts
+from search.tantivy_schema import (
+    FACET_TERMS,
+    RANGE_SLOTS,
+    SET_COLUMNS,
+    SET_SEPARATOR,
+    threshold_slots,
+    type_counts,
+)
 
 # Tantivy's terms aggregation counts per segment: with every key of a segment returned, the
 # merged counts are exact (segments play the part of shards). A response that still left keys
@@ -68,33 +75,39 @@ class FieldStats:
         return stats
 
 
-def plan(query: SearchQuery, main: tantivy.Query, total: int, searcher: tantivy.Searcher,
+def plan(query: SearchQuery, main: tantivy.Query, searcher: tantivy.Searcher,
          build: Callable[[str], tantivy.Query]) -> list[Pass]:
     """One pass for the facets whose field is not filtered, one per facet whose field is."""
     active = set(query.filters) | set(query.ranges)
-    shared = Pass(main, total, [f for f in query.facets if f not in active])
+    shared = Pass(main, _estimate(query, None, searcher), [f for f in query.facets if f not in active])
     passes = [shared] if shared.facets else []
     for name in query.facets:
         if name in active:
-            passes.append(Pass(build(name), _estimate(query, name, total, searcher), [name]))
+            passes.append(Pass(build(name), _estimate(query, name, searcher), [name]))
     return passes
 
 
-def _estimate(query: SearchQuery, skip: str, total: int, searcher: tantivy.Searcher) -> int:
-    """Documents matched without the filter on `skip`: at least `total`; with no text, at most
-    the smallest of the other term filters (their values' document frequencies summed)."""
+def _estimate(query: SearchQuery, skip: str | None, searcher: tantivy.Searcher) -> int:
+    """Documents matched without the filter on `skip` (an upper bound: the smallest of the other
+    filters, their terms' document frequencies summed). With text, 0: a text query is evaluated
+    again by every postings count, so its passes always read columns."""
     if query.terms or query.near is not None:
-        return total
+        return 0
     bounds = [searcher.num_docs]
     for param, values in query.filters.items():
         if param not in (skip, "list"):  # list filters are day-block terms: not worth summing
             bounds.append(sum(searcher.doc_freq(TERM_FIELDS[param].index, v) for v in values))
-    return max(total, min(bounds))
+    for param, bound in query.ranges.items():
+        slots = threshold_slots(param, bound) if param != skip else None
+        if slots is not None:
+            bounds.append(sum(searcher.doc_freq(RANGE_SLOTS, slot) for slot in slots))
+    return min(bounds)
 
 
-def count(passes: list[Pass], query: SearchQuery, searcher: tantivy.Searcher, stats: FieldStats,
-          generation: int, lists_fresh: bool) -> dict[str, dict[str, int]]:
-    """Counts per value for every facet of every pass (range facets: raw range buckets)."""
+def start(passes: list[Pass], query: SearchQuery, searcher: tantivy.Searcher, stats: FieldStats,
+          generation: int, lists_fresh: bool) -> Callable[[], dict[str, Any]]:
+    """Start counting every facet of every pass on the facet threads (the caller meanwhile finds
+    the hits); the returned function waits for the counts per value (range facets: buckets)."""
     units: list[Callable[[], dict[str, Any]]] = []
     for p in passes:
         columns: dict[str, Any] = {}
@@ -106,13 +119,52 @@ def count(passes: list[Pass], query: SearchQuery, searcher: tantivy.Searcher, st
                 columns[name] = _aggregation(name, query, lists_fresh)
         if columns:
             units.append(lambda p=p, columns=columns: _columns(searcher, p.query, columns))
-    out: dict[str, Any] = {}
-    if len(units) == 1:
-        out.update(units[0]())
-    else:
-        for result in _POOL.map(lambda unit: unit(), units):
-            out.update(result)
-    return out
+    futures = [_POOL.submit(unit) for unit in units]
+
+    def finish() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for future in futures:
+            out.update(future.result())
+        return out
+    return finish
+
+
+def start_combined(base: tantivy.Query, filters: dict[str, str], query: SearchQuery,
+                   searcher: tantivy.Searcher, lists_fresh: bool,
+                   build: Callable[[str | None], tantivy.Query]) -> Callable[[], dict[str, Any]]:
+    """Every pass as a filter aggregation under one request on `base` (the text), `filters`
+    being each active filter as a query string: the text is evaluated once for all the passes
+    instead of once per pass (most of a text pass's cost: fuzzy terms are unions of postings)."""
+    active = set(filters)
+    shared = [f for f in query.facets if f not in active]
+    spec: dict[str, Any] = {}
+    if shared:
+        spec["main"] = {"filter": " AND ".join(filters.values()),
+                        "aggs": {name: _aggregation(name, query, lists_fresh) for name in shared}}
+    for name in query.facets:
+        if name in active:
+            others = [text for param, text in filters.items() if param != name]
+            aggs = {name: _aggregation(name, query, lists_fresh)}
+            spec[f"skip:{name}"] = {"filter": " AND ".join(others), "aggs": aggs} if others else None
+    plain = {key: value for key, value in spec.items() if value is None}  # the text alone
+    future = _POOL.submit(searcher.aggregate, base, {k: v for k, v in spec.items() if v is not None})
+
+    def finish() -> dict[str, Any]:
+        raw = future.result()
+        out: dict[str, Any] = {}
+        if shared:
+            out.update(_read(searcher, raw["main"], spec["main"]["aggs"], lambda: build(None)))
+        for key in spec:
+            name = key.split(":", 1)[1] if key.startswith("skip:") else None
+            if name is None:
+                continue
+            if key in plain:
+                aggs = {name: _aggregation(name, query, lists_fresh)}
+                out.update(_columns(searcher, build(name), aggs))
+            else:
+                out.update(_read(searcher, raw[key], spec[key]["aggs"], lambda name=name: build(name)))
+        return out
+    return finish
 
 
 def _how(name: str, p: Pass, searcher: tantivy.Searcher, stats: FieldStats, generation: int,
@@ -135,13 +187,18 @@ def _aggregation(name: str, query: SearchQuery, lists_fresh: bool) -> dict[str, 
 
 
 def _columns(searcher: tantivy.Searcher, query: tantivy.Query, aggs: dict[str, Any]) -> dict[str, Any]:
-    raw = searcher.aggregate(query, aggs)
+    return _read(searcher, searcher.aggregate(query, aggs), aggs, lambda: query)
+
+
+def _read(searcher: tantivy.Searcher, raw: dict[str, Any], aggs: dict[str, Any],
+          query: Callable[[], tantivy.Query]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, result in raw.items():
+    for name in aggs:
+        result = raw[name]
         if name in RANGE_FIELDS:
             out[name] = result["buckets"]
         elif int(result.get("sum_other_doc_count") or 0):  # keys left out: count through postings
-            out[name] = _postings(searcher, query, name)
+            out[name] = _postings(searcher, query(), name)
         elif "include" in aggs[name]["terms"]:  # day-block terms: "<list ctid>:<block>"
             out[name] = _sum_keys(result["buckets"], lambda key: [key.split(":", 1)[0]])
         elif name == "type":  # keys are sets of a record's own classes: counted per lineage

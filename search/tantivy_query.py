@@ -42,6 +42,11 @@ _SORT_FIELDS: dict[str, tuple[str | None, tantivy.Order]] = {
     "duration": ("duration", tantivy.Order.Asc)}
 
 
+def _term_set(field: str, values: Any) -> str:
+    quoted = " ".join('"' + v + '"' for v in values)
+    return f"{field}:IN [{quoted}]"
+
+
 class QueryBuilder:
     def __init__(self, schema: tantivy.Schema, index: tantivy.Index,
                  points_of: Callable[[tantivy.Query], dict[int, list[tuple[float, float]]]],
@@ -93,6 +98,30 @@ class QueryBuilder:
             values = tuple(t for ctid in values for t in timeline.day_terms(ctid, query.as_of))
         return tantivy.Query.term_set_query(self.schema, TERM_FIELDS[param].index, list(values))
 
+    def _filter_strings(self, query: SearchQuery) -> dict[str, str] | None:
+        """Each filter in the query language (for filter aggregations); None when a value cannot
+        be written there safely."""
+        out = {}
+        for param in (*query.filters, *query.ranges):
+            if param in RANGE_FIELDS:
+                bound, spec = query.ranges[param], RANGE_FIELDS[param]
+                slots = threshold_slots(param, bound)
+                if slots is not None:
+                    out[param] = _term_set(RANGE_SLOTS, slots)
+                else:
+                    out[param] = f"{spec.index}:[* TO {bound!r}]" if spec.upper else f"{spec.index}:[{bound!r} TO *]"
+                continue
+            values = query.filters[param]
+            field = TERM_FIELDS[param].index
+            if param == "list" and self.lists_fresh(query.as_of):
+                field = "lists_now"
+            elif param == "list":
+                values = tuple(t for ctid in values for t in timeline.day_terms(ctid, query.as_of))
+            if not values or any('"' in v or "\\" in v for v in values):
+                return None
+            out[param] = _term_set(field, values)
+        return out
+
     def _near(self, near: Any, generation: int) -> tantivy.Query:
         """Documents with a point within the radius (cached per index generation: the candidate
         check reads stored points)."""
@@ -137,9 +166,9 @@ class QueryBuilder:
     # --- execution -------------------------------------------------------------------------------
     def run(self, searcher: tantivy.Searcher, query: SearchQuery, generation: int) -> Page:
         main = self.build(query, generation)
+        counts = self._facets(searcher, query, main, generation)  # counting on the facet threads
         hits, total, after = self._hits(searcher, query, main)
-        return Page(total=total, hits=hits, facets=self._facets(searcher, query, main, total, generation),
-                    after=after)
+        return Page(total=total, hits=hits, facets=counts(), after=after)
 
     def _hits(self, searcher: tantivy.Searcher, query: SearchQuery, main: tantivy.Query
               ) -> tuple[list[Hit], int, Any]:
@@ -178,29 +207,37 @@ class QueryBuilder:
         return Hit(card["ctid"], card, score)
 
     def _facets(self, searcher: tantivy.Searcher, query: SearchQuery, main: tantivy.Query,
-                total: int, generation: int) -> dict[str, dict[str, int]]:
+                generation: int) -> Callable[[], dict[str, dict[str, int]]]:
         if not query.facets:
-            return {}
+            return dict
         # The same counts are asked for again and again (a landing page, a popular filter):
         # computed once per index generation (every commit starts a new one).
         key = (query.fingerprint(), query.as_of, query.facets, query.facet_size, generation, facets.MODE)
         with self._covers_lock:
             if key in self._facet_cache:
                 self._facet_cache.move_to_end(key)
-                return self._facet_cache[key]
-        counts = self._compute_facets(searcher, query, main, total, generation)
-        with self._covers_lock:
-            self._facet_cache[key] = counts
-            while len(self._facet_cache) > self.facet_cache_size:
-                self._facet_cache.popitem(last=False)
-        return counts
-
-    def _compute_facets(self, searcher: tantivy.Searcher, query: SearchQuery, main: tantivy.Query,
-                        total: int, generation: int) -> dict[str, dict[str, int]]:
-        passes = facets.plan(query, main, total, searcher,
-                             lambda skip: self.build(query, generation, skip=skip))
+                cached = self._facet_cache[key]
+                return lambda: cached
         fresh = "list" in query.facets and self.lists_fresh(query.as_of)
-        raw = facets.count(passes, query, searcher, self._field_stats, generation, fresh)
+        strings = self._filter_strings(query) if query.terms and query.near is None else None
+        if strings and any(f in strings for f in query.facets):
+            raw = facets.start_combined(self._bool([(Must, q) for q in self._text(query.terms)]), strings,
+                                        query, searcher, fresh,
+                                        lambda skip: self.build(query, generation, skip=skip))
+        else:
+            passes = facets.plan(query, main, searcher, lambda skip: self.build(query, generation, skip=skip))
+            raw = facets.start(passes, query, searcher, self._field_stats, generation, fresh)
+
+        def finish() -> dict[str, dict[str, int]]:
+            counts = self._counts(query, raw())
+            with self._covers_lock:
+                self._facet_cache[key] = counts
+                while len(self._facet_cache) > self.facet_cache_size:
+                    self._facet_cache.popitem(last=False)
+            return counts
+        return finish
+
+    def _counts(self, query: SearchQuery, raw: dict[str, Any]) -> dict[str, dict[str, int]]:
         out = {}
         for name in query.facets:
             if name in RANGE_FIELDS:
