@@ -219,10 +219,13 @@ class QueryBuilder:
                 cached = self._facet_cache[key]
                 return lambda: cached
         fresh = "list" in query.facets and self.lists_fresh(query.as_of)
-        strings = self._filter_strings(query) if query.terms and query.near is None else None
+        # Text and `near` cost the most to evaluate: with either, every pass is one request.
+        strings = self._filter_strings(query) if query.terms or query.near is not None else None
         if strings and any(f in strings for f in query.facets):
-            raw = facets.start_combined(self._bool([(Must, q) for q in self._text(query.terms)]), strings,
-                                        query, searcher, fresh,
+            base = [q for q in self._text(query.terms)]
+            if query.near is not None:
+                base.append(self._near(query.near, generation))
+            raw = facets.start_combined(self._bool([(Must, q) for q in base]), strings, query, searcher, fresh,
                                         lambda skip: self.build(query, generation, skip=skip))
         else:
             passes = facets.plan(query, main, searcher, lambda skip: self.build(query, generation, skip=skip))
