@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import tantivy
@@ -114,11 +115,11 @@ def start(passes: list[Pass], query: SearchQuery, searcher: tantivy.Searcher, st
         for name in p.facets:
             how = _how(name, p, searcher, stats, generation, lists_fresh)
             if how == "postings":
-                units.append(lambda p=p, name=name: {name: _postings(searcher, p.query, name)})
+                units.append(partial(_postings_of, searcher, p.query, name))
             else:
                 columns[name] = _aggregation(name, query, lists_fresh)
         if columns:
-            units.append(lambda p=p, columns=columns: _columns(searcher, p.query, columns))
+            units.append(partial(_columns, searcher, p.query, columns))
     futures = [_POOL.submit(unit) for unit in units]
 
     def finish() -> dict[str, Any]:
@@ -163,7 +164,7 @@ def start_combined(base: tantivy.Query, filters: dict[str, str], query: SearchQu
                 aggs = {name: _aggregation(name, query, lists_fresh)}
                 out.update(_columns(searcher, build(name), aggs))
             else:
-                out.update(_read(searcher, raw[key], spec[key]["aggs"], lambda name=name: build(name)))
+                out.update(_read(searcher, raw[key], spec[key]["aggs"], partial(build, name)))
         return out
     return finish
 
@@ -222,6 +223,10 @@ def _terms_of(name: str) -> tuple[str, str]:
     return (RANGE_SLOTS, f"{name}:") if name in RANGE_FIELDS else (FACET_TERMS[name], "")
 
 
+def _postings_of(searcher: tantivy.Searcher, query: tantivy.Query, name: str) -> dict[str, Any]:
+    return {name: _postings(searcher, query, name)}
+
+
 def _postings(searcher: tantivy.Searcher, query: tantivy.Query, name: str) -> Any:
     """Counts per value (range facets: the buckets of range_agg) from the postings."""
     field_name, prefix = _terms_of(name)
@@ -229,7 +234,7 @@ def _postings(searcher: tantivy.Searcher, query: tantivy.Query, name: str) -> An
     if name not in RANGE_FIELDS:
         return {str(term): int(n) for term, n in found if n}
     edges = range_edges(name)
-    buckets = [{"doc_count": 0} for _ in range(len(edges) + 1)]
+    buckets: list[dict[str, Any]] = [{"doc_count": 0} for _ in range(len(edges) + 1)]
     for i, bucket in enumerate(buckets[1:]):
         bucket["from"] = edges[i]
     for term, n in found:
