@@ -328,6 +328,8 @@ def check_inline(definitions: dict[str, Any]) -> tuple[dict[str, Any], list[Inli
             continue
         known = vendored.get(term)
         iri = _iri_of(definition)
+        if isinstance(definition, dict) and "@id" not in definition:
+            iri = term  # a compact IRI or absolute IRI as term names itself
         if known is None:
             if isinstance(iri, str) and not iri.startswith("@") and ":" not in iri:
                 issues.append(InlineIssue(term, "malformed-context",
@@ -336,7 +338,9 @@ def check_inline(definitions: dict[str, Any]) -> tuple[dict[str, Any], list[Inli
             continue
         if definition in known or (isinstance(definition, str) and definition in map(_iri_of, known)):
             continue
-        wanted = _iri_of(known[0])
+        wanted = term_table((CTDL, CTDLASN)).expand_iri(term, vocab=True)
+        if isinstance(iri, str) and ":" in iri and not iri.startswith(("http://", "https://")):
+            iri = term_table((CTDL, CTDLASN)).expand_iri(iri, vocab=True) or iri
         if definition is None and term not in CORE_PREFIXES and ":" not in term:
             continue
         if isinstance(definition, str) and definition.startswith("http://") and \
@@ -346,10 +350,12 @@ def check_inline(definitions: dict[str, Any]) -> tuple[dict[str, Any], list[Inli
                                       f"The @context binds {term!r} to {definition!r}, read as "
                                       f"CTDL's {wanted!r}."))
             continue
+        meaning = (f"changes how CTDL reads {term!r} (its value type or container)" if iri == wanted
+                   else f"makes {term!r} mean {iri!r}; in CTDL it means {wanted!r}")
         issues.append(InlineIssue(
             term, "context-redefines-term",
-            f"The @context makes {term!r} mean {iri!r}; in CTDL it means {wanted!r}. The registry "
-            "stores CTDL graphs: remove this definition and use the CTDL context."))
+            f"The @context {meaning}. The registry stores CTDL graphs: remove this definition and "
+            "use the CTDL context."))
     return out, issues
 
 

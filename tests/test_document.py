@@ -53,6 +53,10 @@ def test_an_inline_context_may_not_redefine_a_ctdl_term() -> None:
     raw = graph()
     raw["@context"] = [CTDL_CONTEXT, {"ceterms:name": {"@id": "http://example.org/title"}}]
     assert codes(parse(raw, base_uri=BASE)) == ["context-redefines-term"]
+    # the same IRI with another coercion changes what the values mean just as much
+    raw["@context"] = [CTDL_CONTEXT, {"ceterms:subjectWebpage": {"@id": "https://purl.org/ctdl/terms/subjectWebpage"}}]
+    doc = parse(raw, base_uri=BASE)
+    assert codes(doc) == ["context-redefines-term"] and "value type or container" in doc.problems[0].message
 
 
 def test_an_inline_context_with_only_its_own_prefixes_is_not_ctdl() -> None:
