@@ -331,7 +331,10 @@ def check_inline(definitions: dict[str, Any]) -> tuple[dict[str, Any], list[Inli
         if isinstance(definition, dict) and "@id" not in definition:
             iri = term  # a compact IRI or absolute IRI as term names itself
         if known is None:
-            if isinstance(iri, str) and not iri.startswith("@") and ":" not in iri:
+            # a term may stand for another term (JSON-LD expands it like a key); anything else
+            # without a scheme would be resolved against a base the registry does not set
+            if isinstance(iri, str) and not iri.startswith("@") and ":" not in iri \
+                    and iri not in vendored and iri not in definitions:
                 issues.append(InlineIssue(term, "malformed-context",
                                           f"The @context defines {term!r} as {iri!r}, which is not "
                                           "an absolute IRI."))

@@ -71,6 +71,8 @@ def test_an_inline_prefix_that_is_not_an_iri_is_refused() -> None:
     raw["@context"] = [CTDL_CONTEXT, {"ctdl": "[CTI Namespace Not Determined Yet]"}]
     doc = parse(raw, base_uri=BASE)
     assert codes(doc) == ["malformed-context"] and doc.problems[0].pointer == "/@context/1/ctdl"
+    raw["@context"] = [CTDL_CONTEXT, {"terms": "ceterms"}]  # another term: JSON-LD expands it
+    assert codes(parse(raw, base_uri=BASE)) == []
 
 
 def test_inline_contexts_that_keep_ctdl_meanings_are_accepted() -> None:
