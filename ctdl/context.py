@@ -281,10 +281,6 @@ def _build_table(key: tuple[str, ...]) -> TermTable:
 
 
 # --- inline definitions ---------------------------------------------------------------------------
-# Prefixes whose terms the validator checks as CTDL properties and classes: a document may not
-# move them elsewhere, or what is checked would not be what is stored.
-CORE_PREFIXES = frozenset({"ceterms", "ceasn", "asn", "qdata", "skos", "schema", "meta", "owl",
-                           "rdfs", "adms", "vs", "dct"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,14 +293,26 @@ class InlineIssue:
 
 
 @cache
+def _raw_definitions(url: str) -> dict[str, Any]:
+    return dict(load_context(url)["@context"])
+
+
+@cache
 def _vendored_definitions() -> dict[str, tuple[Any, ...]]:
     """Every term of the vendored contexts with the definitions they give it (raw JSON)."""
     out: dict[str, tuple[Any, ...]] = {}
     for url in (CTDL, CTDLASN):
-        for term, definition in load_context(url)["@context"].items():
+        for term, definition in _raw_definitions(url).items():
             if definition not in out.get(term, ()):
                 out[term] = (*out.get(term, ()), definition)
     return out
+
+
+@cache
+def core_prefixes() -> frozenset[str]:
+    """Prefixes of the CTDL and CTDL-ASN terms the validator checks as properties and classes:
+    a document may not move them elsewhere, or what is checked would not be what is stored."""
+    return frozenset(term.split(":", 1)[0] for term in _vendored_definitions() if ":" in term)
 
 
 def _iri_of(definition: Any) -> Any:
@@ -344,7 +352,7 @@ def check_inline(definitions: dict[str, Any]) -> tuple[dict[str, Any], list[Inli
         wanted = term_table((CTDL, CTDLASN)).expand_iri(term, vocab=True)
         if isinstance(iri, str) and ":" in iri and not iri.startswith(("http://", "https://")):
             iri = term_table((CTDL, CTDLASN)).expand_iri(iri, vocab=True) or iri
-        if definition is None and term not in CORE_PREFIXES and ":" not in term:
+        if definition is None and term not in core_prefixes() and ":" not in term:
             continue
         if isinstance(definition, str) and definition.startswith("http://") and \
                 "https://" + definition[7:] == wanted:
@@ -360,11 +368,6 @@ def check_inline(definitions: dict[str, Any]) -> tuple[dict[str, Any], list[Inli
             f"The @context {meaning}. The registry stores CTDL graphs: remove this definition and "
             "use the CTDL context."))
     return out, issues
-
-
-@cache
-def _raw_definitions(url: str) -> dict[str, Any]:
-    return dict(load_context(url)["@context"])
 
 
 def copies_ctdl(definitions: dict[str, Any]) -> bool:

@@ -199,7 +199,6 @@ def _normalize_context(context: Any, problems: list[Problem]) -> Any:
     return out if isinstance(context, list) else out[0]
 
 
-
 def _compact_term(name: str) -> str:
     """The compact term a key stands for: full namespace IRIs and stray whitespace (seen in
     Credential Engine's own published samples, e.g. "ceterms:financialAssistanceType ") removed."""
