@@ -91,12 +91,17 @@ class QueryBuilder:
             if spec.upper:
                 return tantivy.Query.range_query(self.schema, spec.index, _FLOAT, upper_bound=bound)
             return tantivy.Query.range_query(self.schema, spec.index, _FLOAT, lower_bound=bound)
-        values = query.filters[param]
+        field, values = self._terms(query, param)
+        return tantivy.Query.term_set_query(self.schema, field, list(values))
+
+    def _terms(self, query: SearchQuery, param: str) -> tuple[str, tuple[str, ...]]:
+        """The indexed field and terms a term filter matches."""
+        values = tuple(query.filters[param])
         if param == "list":
             if self.lists_fresh(query.as_of):  # one term per list instead of one per day block
-                return tantivy.Query.term_set_query(self.schema, "lists_now", list(values))
+                return "lists_now", values
             values = tuple(t for ctid in values for t in timeline.day_terms(ctid, query.as_of))
-        return tantivy.Query.term_set_query(self.schema, TERM_FIELDS[param].index, list(values))
+        return TERM_FIELDS[param].index, values
 
     def _filter_strings(self, query: SearchQuery) -> dict[str, str] | None:
         """Each filter in the query language (for filter aggregations); None when a value cannot
@@ -111,12 +116,7 @@ class QueryBuilder:
                 else:
                     out[param] = f"{spec.index}:[* TO {bound!r}]" if spec.upper else f"{spec.index}:[{bound!r} TO *]"
                 continue
-            values = query.filters[param]
-            field = TERM_FIELDS[param].index
-            if param == "list" and self.lists_fresh(query.as_of):
-                field = "lists_now"
-            elif param == "list":
-                values = tuple(t for ctid in values for t in timeline.day_terms(ctid, query.as_of))
+            field, values = self._terms(query, param)
             if not values or any('"' in v or "\\" in v for v in values):
                 return None
             out[param] = _term_set(field, values)
@@ -222,7 +222,7 @@ class QueryBuilder:
         # Text and `near` cost the most to evaluate: with either, every pass is one request.
         strings = self._filter_strings(query) if query.terms or query.near is not None else None
         if strings and any(f in strings for f in query.facets):
-            base = [q for q in self._text(query.terms)]
+            base = list(self._text(query.terms))
             if query.near is not None:
                 base.append(self._near(query.near, generation))
             raw = facets.start_combined(self._bool([(Must, q) for q in base]), strings, query, searcher, fresh,
