@@ -23,6 +23,7 @@ group commit); and the point and two-hop queries run in-process on a checkpoint
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -150,6 +151,7 @@ def load_ours(docs: int, data: Path) -> tuple[Registry, dict[str, Any], list[byt
                                              "us_per_change_mean": round(statistics.mean(times) * 1e6),
                                              "changes": len(times) * group}
     Projector(registry.store, [projection]).catch_up()
+    projection.store.wait_settled()  # type: ignore[attr-defined]  # the compaction runs in the background
     loaded = time.perf_counter() - t0
     registry.close()
     registry = Registry(settings, projections=[projection])
@@ -268,26 +270,44 @@ def service_rss(data: Path, resources: list[str]) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def reopen(docs: int, data: Path) -> tuple[Registry, dict[str, Any], list[bytes]]:
+    """A registry over a data directory an earlier `--data` run loaded (no load figures)."""
+    settings = Settings(data_dir=data, durable=False)
+    projection = RdfProjection(open_triple_store(settings), settings.base_uri)
+    registry = Registry(settings, projections=[projection])
+    return registry, {"reused": str(data)}, corpus(docs, seed=9).read_bytes().splitlines()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=225_000)
     ap.add_argument("--rdflib-docs", type=int, default=10_000)
+    ap.add_argument("--data", type=Path, help="load into this directory and keep it; if it already holds a "
+                    "loaded store, reuse it (queries only: no load figures)")
+    ap.add_argument("--ours-only", action="store_true", help="skip the 10k side and rdflib")
+    ap.add_argument("--queries", help="comma-separated names of the queries to time (default: all)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="credreg-sparql-") as tmp:
-        data = Path(tmp)
-        registry, load, lines = load_ours(args.docs, data)
+    names = tuple(args.queries.split(",")) if args.queries else tuple(TEMPLATES)
+    with contextlib.ExitStack() as stack:
+        data = args.data or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="credreg-sparql-")))
+        reused = (data / "oxigraph").exists()
+        registry, load, lines = (reopen if reused else load_ours)(args.docs, data)
         store = registry.projector.projections[0].store  # type: ignore[attr-defined]
         params = _params(lines, random.Random(3))
 
         def run(text: str) -> int:
             return int(store.query(text, timeout_s=300, max_results=10_000_000).count)
 
-        ours = time_queries(run, params, REPS)
-        same_answer = records_by_type_same_answer(store)
-        engine = engine_only(store, params)
+        ours = time_queries(run, params, REPS, names=names)
+        same_answer = records_by_type_same_answer(store) if not args.queries else {}
+        engine = engine_only(store, params) if not args.queries else {}
         registry.close()
-        memory = service_rss(data, params["resource"])
+        memory = service_rss(data, params["resource"]) if not args.queries else {}
         print("service", memory, flush=True)
+    if args.ours_only or args.queries:
+        record(f"sparql_{args.docs}_ours_only", {"load": load, "queries": ours, "engine_in_process": engine,
+                                                 "service": memory, "records_by_type_same_answer": same_answer})
+        return
     with tempfile.TemporaryDirectory(prefix="credreg-sparql-small-") as tmp:
         small, _, small_lines = load_ours(args.rdflib_docs, Path(tmp))
         small_store = small.projector.projections[0].store  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import warnings
@@ -215,7 +216,8 @@ def test_the_projection_resumes_from_its_position(tmp_path: Path) -> None:
             assert again.position() == changes[6].seq
             projection = RdfProjection(again, BASE)
             Projector(registry.store, [projection], batch=3).catch_up()
-            # the catch-up ended by compacting if (and only if) it bulk-loaded
+            # the catch-up ended by compacting (in the background) if (and only if) it bulk-loaded
+            assert again.wait_settled(60)
             assert (again.compaction_seconds is not None) == (bulk_quads == 1)
             Projector(registry.store, [projection], batch=3).catch_up()  # nothing left: no change
             assert again.position() == registry.store.last_seq()
@@ -224,6 +226,54 @@ def test_the_projection_resumes_from_its_position(tmp_path: Path) -> None:
             again.close()
     finally:
         registry.close()
+
+
+def test_a_publish_is_queryable_while_the_store_compacts(tmp_path: Path) -> None:
+    """The compaction after a bulk load runs beside the projector: a record published while it
+    runs is queryable when its call returns, and close() waits for the compaction to end. The
+    real compaction is held at its start (a hook around the real call) so that it is still
+    running, observably, while the publish goes through."""
+    settings = Settings(data_dir=tmp_path / "data", base_uri=BASE, durable=False)
+    store = OxigraphStore(tmp_path / "data" / "oxigraph", meta_graph=META,
+                          dataset_iri=f"{BASE}/.well-known/void#dataset", workers=1)
+    store.bulk_quads = store.compact_after = 1  # the import below is bulk-loaded, then compacted
+    started, release = threading.Event(), threading.Event()
+    real_optimize = store._optimize
+
+    def held_optimize() -> None:
+        started.set()
+        assert release.wait(20), "the compaction was held for too long"
+        real_optimize()
+
+    store._optimize = held_optimize  # type: ignore[method-assign]
+    registry = Registry(settings, projections=[RdfProjection(store, BASE)])
+    closing: threading.Thread | None = None
+    try:
+        imported = [organization(), *(graph(name=f"Course {i}") for i in range(5))]
+        registry.import_many([(str(i), orjson.dumps(d)) for i, d in enumerate(imported)], lambda *a: None)
+        assert started.wait(10) and store.compacting()
+        store.bulk_quads = 20_000  # publishes take the diff path, as in service
+        with TestClient(create_app(registry), base_url=BASE, raise_server_exceptions=False) as client:
+            from registry import auth
+
+            key = auth.new_key()
+            registry.store.create_key(auth.key_hash(key), ORG, False, "test")
+            ctid = new_ctid()
+            publish(client, {"Authorization": f"Bearer {key}"}, graph(ctid, name="Published meanwhile"))
+            assert ask(client, f'GRAPH <{BASE}/graph/{ctid}> {{ ?s <{CT}name> "Published meanwhile"@en-us }}')
+            assert ask(client, f'?s <{CT}name> "Course 4"@en-us')
+            assert store.compacting() and store.compaction_seconds is None
+        closing = threading.Thread(target=registry.close)
+        closing.start()
+        closing.join(0.5)
+        assert closing.is_alive()  # close waits for the compaction
+        release.set()
+        closing.join(30)
+        assert not closing.is_alive() and store.compaction_seconds is not None
+    finally:
+        release.set()
+        if closing is None:
+            registry.close()
 
 
 def test_credreg_reindex_rebuilds_the_triple_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

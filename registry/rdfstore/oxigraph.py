@@ -76,7 +76,8 @@ class OxigraphStore:
         self.bulk_quads = 20_000  # groups with at least this many quads are bulk-loaded
         self.compact_after = COMPACT_AFTER_BULK_QUADS
         self._bulk_since_compaction = 0  # quads bulk-loaded since the last compaction
-        self._compaction = threading.Lock()  # close/reset wait for a running compaction
+        self._compaction = threading.Lock()  # held while a compaction runs: close/reset wait for it
+        self._compactor: threading.Thread | None = None
         self.compaction_seconds: float | None = None  # the last compaction's duration
         self._position = self._read_position()
         self._snapshots = _Snapshots(self.path.with_name(self.path.name + "-snapshots"))
@@ -184,11 +185,11 @@ class OxigraphStore:
             self._move_position(group.position)
 
     def settle(self) -> None:
-        """Compact the database after a large bulk load (the projector calls this when a
-        catch-up has nothing left to apply).
+        """Start compacting the database in the background after a large bulk load (the
+        projector calls this when a catch-up has nothing left to apply); returns at once.
 
-        Why: `bulk_load` ingests its table files as they are, so right after a catch-up reads
-        look through overlapping files that RocksDB's background compaction has not merged
+        Why compact: `bulk_load` ingests its table files as they are, so right after a catch-up
+        reads look through overlapping files that RocksDB's background compaction has not merged
         yet. A full compaction (`optimize`, which pyoxigraph recommends after a bulk load)
         leaves one sorted run per index. Measured (CPU time, same queries on both): at 10k
         graphs point lookups -35% and the ctid/type join -48%; at 50k graphs, where the
@@ -196,18 +197,50 @@ class OxigraphStore:
         filter -17%, scans unchanged, the ctid/type join +15%. It rewrites the database (5-9 us
         a quad: 63 s for 14M quads), so it runs only after at least `compact_after` quads were
         bulk-loaded, never in the publish path. The count is kept in memory: after a restart
-        an interrupted load is left to the background compaction. No write lock is held: pyoxigraph releases the
-        GIL, RocksDB compacts next to writes and checkpoints, queries run on checkpoints."""
-        if self._bulk_since_compaction < self.compact_after:
-            return
+        an interrupted load is left to the background compaction.
+
+        Why a thread of its own: the projector calls this on its thread, and a minute of
+        compaction there would hold back every change committed meanwhile (and every read
+        waiting at the barrier for one). No write lock is held while it runs: pyoxigraph
+        releases the GIL, RocksDB compacts next to writes and checkpoints, and queries run on
+        checkpoints. close() and reset() wait for it (RocksDB's compaction cannot be stopped
+        from Python)."""
+        with self._lock:
+            if self._closed or self._bulk_since_compaction < self.compact_after or self.compacting():
+                return
+            self._bulk_since_compaction = 0  # quads bulk-loaded from now on count towards the next
+            self._compactor = threading.Thread(target=self._compact, name="credreg-compaction", daemon=True)
+            self._compactor.start()
+
+    def compacting(self) -> bool:
+        return self._compactor is not None and self._compactor.is_alive()
+
+    def wait_settled(self, timeout: float | None = None) -> bool:
+        """Wait for a running compaction to end; False if it is still running after `timeout`."""
+        compactor = self._compactor
+        if compactor is not None:
+            compactor.join(timeout)
+        return not self.compacting()
+
+    def _compact(self) -> None:
         with self._compaction:
             if self._closed:
                 return
             started = time.monotonic()
-            self._store.optimize()
+            try:
+                self._optimize()
+            except OSError:  # the store stays usable, only uncompacted; reads are slower
+                log.exception("compacting the triple store failed")
+                return
             self.compaction_seconds = time.monotonic() - started
-            self._bulk_since_compaction = 0
+            with self._lock:
+                # Checkpoints taken before hold the uncompacted files: the next query takes a
+                # fresh one instead of reading the old files until the next write.
+                self._generation += 1
             log.info("compacted the triple store in %.1f s", self.compaction_seconds)
+
+    def _optimize(self) -> None:
+        self._store.optimize()
 
     def _is_empty(self) -> bool:
         """True for a fresh or reset store (a rebuild then needs no removals)."""
@@ -264,12 +297,14 @@ class OxigraphStore:
             self._bulk_since_compaction = 0
 
     def close(self) -> None:
-        """Stop the workers, delete the checkpoints and release the database (its lock)."""
+        """Stop the workers, wait for a running compaction, delete the checkpoints and release
+        the database (its lock)."""
         self._pool.close()
-        with self._compaction, self._lock:
+        with self._lock:
             if self._closed:
                 return
-            self._closed = True
+            self._closed = True  # no compaction starts from now on
+        with self._compaction, self._lock:  # a running one ends first
             self._snapshots.close()
             self._store.flush()
             del self._store  # dropping the last reference closes RocksDB and frees its LOCK
