@@ -12,6 +12,10 @@ of 3,000 graphs follows 2,000 more, 10 changes per commit; per document derived 
 derivation, dependency lookups) and per commit (Tantivy commit and reader reload).
 
     .venv/bin/python -m bench.search [--sizes 100000,1000000] [--queries 600] [--seconds 10]
+
+While iterating: `--index-dir DIR` keeps the Tantivy indexes under DIR and reuses them on the next
+run (indexing is then not measured), `--no-fts`, `--no-http`, `--no-projection` skip those parts.
+The reported run is a complete one without these flags.
 """
 from __future__ import annotations
 
@@ -276,11 +280,19 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=600)
     ap.add_argument("--fts-queries", type=int, default=40, help="per category (FTS5 is slow)")
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--index-dir", type=Path, help="keep the indexes here and reuse them (no indexing figures)")
+    ap.add_argument("--no-fts", action="store_true")
+    ap.add_argument("--no-http", action="store_true")
+    ap.add_argument("--no-projection", action="store_true")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    projection_cost()
+    if not args.no_projection:
+        projection_cost()
     base = base_documents(args.graphs or min(sizes[0], 100_000))
     queries = workload(base, args.queries)
+    if args.index_dir:
+        reuse(args, sizes, base, queries)
+        return
     work = Path(tempfile.mkdtemp(prefix="credreg-bench-search-"))
     try:
         for size in sizes:
@@ -308,6 +320,30 @@ def main() -> None:
             (work / f"fts{size}.sqlite3").unlink(missing_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def reuse(args: argparse.Namespace, sizes: list[int], base: list[dict[str, Any]],
+          queries: list[tuple[str, list[tuple[str, str]]]]) -> None:
+    """Query figures on indexes kept under --index-dir (built there the first time)."""
+    for size in sizes:
+        path = args.index_dir / f"t{size}-2"
+        if (path / "search").exists():
+            backend = TantivyBackend(path / "search")
+            backend.writer.wait_merging_threads()  # releases the writer: `credreg serve` may open it
+        else:
+            backend, _, _ = build_tantivy(path / "search", variants(base, size), 2)
+        engine = run_tantivy(backend, queries)
+        cached = run_tantivy(backend, queries, facet_cache=True)
+        result: dict[str, Any] = {"tantivy": engine, "tantivy_facet_cache": cached, "reused_index": True}
+        if not args.no_fts:
+            db, _ = build_fts5(args.index_dir / f"fts{size}.sqlite3", variants(base, size))
+            result["fts5"] = run_fts5(db, queries, args.fts_queries)
+            db.close()
+            (args.index_dir / f"fts{size}.sqlite3").unlink(missing_ok=True)
+        record(f"search_query_{size}", result)
+        del backend
+        if size == sizes[-1] and not args.no_http:
+            http(path, queries, args.seconds)
 
 
 def projection_cost(indexed: int = 3000, following: int = 2000, group: int = 10) -> None:

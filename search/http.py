@@ -57,9 +57,10 @@ class SearchHandlers:
         query = parse(request.query_params.multi_items(), self.registry.settings.search_max_page)
         page: Page = await self._call(self.backend.search, query)
         self.projection.refresh_if_due(self.registry.store)
+        seen: dict[str, bool] = {}
         body: dict[str, Any] = {
             "total": page.total, "as_of": timeline.to_date(query.as_of),
-            "results": [results.card(hit, query) for hit in page.hits],
+            "results": [results.card(hit, query, seen) for hit in page.hits],
             "facets": page.facets, "next": None}
         if query.facets:
             body["labels"] = await self._call(self._labels, page.facets)

@@ -12,12 +12,13 @@ from search.query import SearchQuery
 HIGHLIGHT_CHARS = 200
 
 
-def card(hit: Hit, query: SearchQuery) -> dict[str, Any]:
+def card(hit: Hit, query: SearchQuery, seen: dict[str, bool] | None = None) -> dict[str, Any]:
+    """`seen`: words already checked against the query terms (one dict for a response's cards)."""
     out = dict(hit.card)
     history = out.pop("lists", None) or []
     out["lists"] = _lists_on(history, query.as_of)
     out["list_history"] = history
-    out["highlights"] = _highlights(out, query.terms)
+    out["highlights"] = _highlights(out, query.terms, {} if seen is None else seen)
     if hit.score is not None:
         out["score"] = round(hit.score, 4)
     return out
@@ -36,17 +37,17 @@ def _lists_on(history: list[dict[str, Any]], day: int) -> list[dict[str, Any]]:
     return out
 
 
-def _highlights(card: dict[str, Any], terms: tuple[str, ...]) -> dict[str, Any]:
+def _highlights(card: dict[str, Any], terms: tuple[str, ...], seen: dict[str, bool]) -> dict[str, Any]:
     if not terms:
         return {}
     out: dict[str, Any] = {}
     for name, value in (("name", card.get("name")), ("description", card.get("description"))):
-        marked = text.highlight(value or "", terms, HIGHLIGHT_CHARS if name == "description" else 0)
+        marked = text.highlight(value or "", terms, HIGHLIGHT_CHARS if name == "description" else 0, seen)
         if marked:
             out[name] = marked
     for name, key, items in (("occupations", "title", card.get("occupations") or []),
                              ("organizations", "name", (card.get("owner") or []) + (card.get("offered_by") or []))):
-        marked_items = [m for m in (text.highlight(i.get(key) or "", terms) for i in items) if m]
+        marked_items = [m for m in (text.highlight(i.get(key) or "", terms, 0, seen) for i in items) if m]
         if marked_items:
             out[name] = list(dict.fromkeys(marked_items))
     return out

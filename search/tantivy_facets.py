@@ -15,6 +15,7 @@ searches and aggregates, so one request uses both cores.
 """
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import orjson
 import tantivy
 
 from search import timeline
@@ -53,6 +55,32 @@ class Pass:
     query: tantivy.Query
     matched: int  # documents it matches (estimated for multi-select passes)
     facets: list[str] = field(default_factory=list)
+    everything: bool = False  # no text, no filter: the counts are the index's own (see Unfiltered)
+
+
+class Unfiltered:
+    """Counts per value over the whole index, per index generation: what a landing page shows, and
+    what every single-filter request shows for the facet of its own field (multi-select leaves
+    that facet unfiltered). They are statistics of the index, like its document frequencies
+    (which cannot serve here: they include deleted documents), so they are worked out once per
+    generation and dropped by the next commit, whatever the requests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generation = -1
+        self._counts: dict[tuple[Any, ...], Any] = {}
+
+    def get(self, generation: int, key: tuple[Any, ...], count: Callable[[], Any]) -> Any:
+        with self._lock:
+            if generation != self._generation:
+                self._generation, self._counts = generation, {}
+            if key in self._counts:
+                return copy.deepcopy(self._counts[key])  # callers sum into range buckets
+        counted = count()
+        with self._lock:
+            if generation == self._generation:
+                self._counts[key] = counted
+        return copy.deepcopy(counted)
 
 
 class FieldStats:
@@ -80,11 +108,13 @@ def plan(query: SearchQuery, main: tantivy.Query, searcher: tantivy.Searcher,
          build: Callable[[str], tantivy.Query]) -> list[Pass]:
     """One pass for the facets whose field is not filtered, one per facet whose field is."""
     active = set(query.filters) | set(query.ranges)
-    shared = Pass(main, _estimate(query, None, searcher), [f for f in query.facets if f not in active])
+    plain = not query.terms and query.near is None
+    shared = Pass(main, _estimate(query, None, searcher), [f for f in query.facets if f not in active],
+                  plain and not active)
     passes = [shared] if shared.facets else []
     for name in query.facets:
         if name in active:
-            passes.append(Pass(build(name), _estimate(query, name, searcher), [name]))
+            passes.append(Pass(build(name), _estimate(query, name, searcher), [name], plain and active == {name}))
     return passes
 
 
@@ -106,7 +136,7 @@ def _estimate(query: SearchQuery, skip: str | None, searcher: tantivy.Searcher) 
 
 
 def start(passes: list[Pass], query: SearchQuery, searcher: tantivy.Searcher, stats: FieldStats,
-          generation: int, lists_fresh: bool) -> Callable[[], dict[str, Any]]:
+          generation: int, lists_fresh: bool, unfiltered: Unfiltered | None = None) -> Callable[[], dict[str, Any]]:
     """Start counting every facet of every pass on the facet threads (the caller meanwhile finds
     the hits); the returned function waits for the counts per value (range facets: buckets)."""
     units: list[Callable[[], dict[str, Any]]] = []
@@ -114,7 +144,13 @@ def start(passes: list[Pass], query: SearchQuery, searcher: tantivy.Searcher, st
         columns: dict[str, Any] = {}
         for name in p.facets:
             how = _how(name, p, searcher, stats, generation, lists_fresh)
-            if how == "postings":
+            if p.everything and unfiltered is not None:
+                aggregation = _aggregation(name, query, lists_fresh)
+                count = partial(_postings_of, searcher, p.query, name) if how == "postings" \
+                    else partial(_columns, searcher, p.query, {name: aggregation})
+                key = (name, how, lists_fresh, orjson.dumps(aggregation, option=orjson.OPT_SORT_KEYS))
+                units.append(partial(unfiltered.get, generation, key, count))
+            elif how == "postings":
                 units.append(partial(_postings_of, searcher, p.query, name))
             else:
                 columns[name] = _aggregation(name, query, lists_fresh)

@@ -55,6 +55,7 @@ class QueryBuilder:
         self._facet_cache: OrderedDict[tuple[Any, ...], dict[str, dict[str, int]]] = OrderedDict()
         self.facet_cache_size = 256  # 0: every request counts (bench/search.py measures that)
         self._field_stats = facets.FieldStats()
+        self._unfiltered = facets.Unfiltered()
         self._meta = tantivy.Query.term_query(schema, "ctid", META_ID)
         self._covers: OrderedDict[tuple[Any, ...], tantivy.Query] = OrderedDict()
         self._covers_lock = threading.Lock()
@@ -229,7 +230,7 @@ class QueryBuilder:
                                         lambda skip: self.build(query, generation, skip=skip))
         else:
             passes = facets.plan(query, main, searcher, lambda skip: self.build(query, generation, skip=skip))
-            raw = facets.start(passes, query, searcher, self._field_stats, generation, fresh)
+            raw = facets.start(passes, query, searcher, self._field_stats, generation, fresh, self._unfiltered)
 
         def finish() -> dict[str, dict[str, int]]:
             counts = self._counts(query, raw())

@@ -75,27 +75,38 @@ def matches(query_term: str, term: str) -> bool:
 _WORDS = re.compile(r"\w+", re.UNICODE)
 
 
-def highlight(text: str, query_terms: tuple[str, ...], max_chars: int = 0) -> str | None:
+def highlight(text: str, query_terms: tuple[str, ...], max_chars: int = 0,
+              seen: dict[str, bool] | None = None) -> str | None:
     """`text` HTML-escaped with the words matching any query term wrapped in <em>, or None when
-    nothing matches. With `max_chars`, a window of about that size around the first match."""
+    nothing matches. With `max_chars`, a window of about that size around the first match.
+    `seen` remembers which words matched, across the calls of one response (cards share words)."""
     if not text or not query_terms:
         return None
+    if seen is None:
+        seen = {}
     spans = []
+    start, end = 0, len(text)
     for m in _WORDS.finditer(text):
-        word = m.group(0).replace("_", "")
-        if word and any(matches(q, fold(word)) for q in query_terms):
-            spans.append((m.start(), m.end()))
+        if m.start() >= end:  # past the window: nothing more to mark
+            break
+        word = m.group(0)
+        hit = seen.get(word)
+        if hit is None:
+            folded = fold(word.replace("_", ""))
+            hit = seen[word] = bool(folded) and any(matches(q, folded) for q in query_terms)
+        if not hit:
+            continue
+        spans.append((m.start(), m.end()))
+        if len(spans) == 1 and max_chars and len(text) > max_chars:
+            start = max(0, m.start() - max_chars // 4)
+            end = min(len(text), start + max_chars)
+            # Snap to word boundaries so a window never starts or ends mid-word.
+            while start > 0 and not text[start - 1].isspace():
+                start -= 1
+            while end < len(text) and not text[end].isspace():
+                end += 1
     if not spans:
         return None
-    start, end = 0, len(text)
-    if max_chars and len(text) > max_chars:
-        start = max(0, spans[0][0] - max_chars // 4)
-        end = min(len(text), start + max_chars)
-        # Snap to word boundaries so a window never starts or ends mid-word.
-        while start > 0 and not text[start - 1].isspace():
-            start -= 1
-        while end < len(text) and not text[end].isspace():
-            end += 1
     out = ["…" if start > 0 else ""]
     pos = start
     for s, e in spans:
