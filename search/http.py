@@ -17,7 +17,7 @@ from search.backend import Backend, Page
 from search.fields import FACETABLE, RANGE_FIELDS, SORTS, TERM_FIELDS
 from search.places import STATES
 from search.projection import SearchProjection
-from search.query import MAX_SUGGEST_CHARS, MIN_PREFIX_CHARS, encode_cursor, parse, parse_text
+from search.query import MAX_SUGGEST_CHARS, MIN_PREFIX_CHARS, SearchQuery, encode_cursor, parse, parse_text
 
 if TYPE_CHECKING:
     from registry.service import Registry
@@ -55,7 +55,7 @@ class SearchHandlers:
 
     async def search(self, request: Request) -> Response:
         query = parse(request.query_params.multi_items(), self.registry.settings.search_max_page)
-        page: Page = await self._call(self.backend.search, query)
+        page, labels = await self._call(self._search, query)
         self.projection.refresh_if_due(self.registry.store)
         seen: dict[str, bool] = {}
         body: dict[str, Any] = {
@@ -63,7 +63,7 @@ class SearchHandlers:
             "results": [results.card(hit, query, seen) for hit in page.hits],
             "facets": page.facets, "next": None}
         if query.facets:
-            body["labels"] = await self._call(self._labels, page.facets)
+            body["labels"] = labels
         headers: dict[str, str] = {}
         if page.after is not None:
             cursor = encode_cursor(query, page.after, query.offset + len(page.hits))
@@ -71,6 +71,11 @@ class SearchHandlers:
             params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
             headers["Link"] = f'<{request.url.path}?{urlencode([*params, ("cursor", cursor)])}>; rel="next"'
         return _json(body, headers)
+
+    def _search(self, query: SearchQuery) -> tuple[Page, dict[str, dict[str, str]]]:
+        """The page and its facet labels in one trip to the worker thread."""
+        page = self.backend.search(query)
+        return page, self._labels(page.facets) if query.facets else {}
 
     def _labels(self, facets: dict[str, dict[str, int]]) -> dict[str, dict[str, str]]:
         """Readable names of facet values (occupations, industries, states, organizations)."""

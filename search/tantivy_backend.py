@@ -233,7 +233,10 @@ class TantivyBackend:
         return hits_count(searcher.search(self.queries.visible(tantivy.Query.all_query()), 1, count=True))
 
     def search(self, query: SearchQuery) -> Page:
-        return self.queries.run(self.index.searcher(), query, self._generation)
+        # The generation before the searcher: a commit between the two then files newer counts
+        # under the old generation (about to be dropped), never older counts under the new one.
+        generation = self._generation
+        return self.queries.run(self.index.searcher(), query, generation)
 
     def names(self, ctids: list[str]) -> dict[str, str]:
         if not ctids:
