@@ -183,9 +183,10 @@ def start_combined(base: tantivy.Query, filters: dict[str, str], query: SearchQu
         if name in active:
             others = [text for param, text in filters.items() if param != name]
             aggs = {name: _aggregation(name, query, lists_fresh)}
-            spec[f"skip:{name}"] = {"filter": " AND ".join(others), "aggs": aggs} if others else None
-    plain = {key: value for key, value in spec.items() if value is None}  # the text alone
-    future = _POOL.submit(searcher.aggregate, base, {k: v for k, v in spec.items() if v is not None})
+            # Without the only filter, the pass is the base itself: counted at the top level of
+            # the same request (not as a request of its own, which would evaluate the text again).
+            spec[f"skip:{name}"] = {"filter": " AND ".join(others), "aggs": aggs} if others else aggs[name]
+    future = _POOL.submit(searcher.aggregate, base, spec)
 
     def finish() -> dict[str, Any]:
         raw = future.result()
@@ -196,11 +197,10 @@ def start_combined(base: tantivy.Query, filters: dict[str, str], query: SearchQu
             name = key.split(":", 1)[1] if key.startswith("skip:") else None
             if name is None:
                 continue
-            if key in plain:
-                aggs = {name: _aggregation(name, query, lists_fresh)}
-                out.update(_columns(searcher, build(name), aggs))
-            else:
+            if "filter" in spec[key]:
                 out.update(_read(searcher, raw[key], spec[key]["aggs"], partial(build, name)))
+            else:
+                out.update(_read(searcher, {name: raw[key]}, {name: spec[key]}, partial(build, name)))
         return out
     return finish
 
