@@ -393,6 +393,44 @@ def test_settle_compacts_only_after_a_large_bulk_load(tmp_path: Path) -> None:
         store.close()
 
 
+def test_writes_and_reads_go_on_while_the_store_compacts(tmp_path: Path) -> None:
+    """The real compaction of a bulk-loaded store runs on its thread while groups are applied
+    and queried beside it; every write is there, and read back, during and after it. The hook
+    repeats the real compaction until the writes are done, so that they all overlap one."""
+    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=1)
+    real_optimize, done = store._optimize, threading.Event()
+
+    def repeated_optimize() -> None:
+        real_optimize()
+        while not done.is_set():
+            real_optimize()
+
+    store._optimize = repeated_optimize  # type: ignore[method-assign]
+    try:
+        store.compact_after = 1
+        store.bulk_quads = 1
+        graphs = [f"{BASE}/graph/bulk-{i}" for i in range(2000)]
+        body = "".join(f'<{graphs[0]}#n{j}> <{P}bulk> "node {j} of {graphs[0]}" .\n' for j in range(40))
+        store.apply(Group(position=1, graphs=[(g, body.replace(graphs[0], g)) for g in graphs]))
+        store.bulk_quads = 20_000  # the groups below are applied as diffs, as in the publish path
+        store.settle()
+        during = 0
+        for i in range(30):
+            graph = f"{BASE}/graph/during-{i}"
+            store.apply(Group(position=2 + i, drop=[graph], graphs=[(graph, record(graph, f"during {i}"))]))
+            assert f"during {i}" in names(store)
+            during += store.compacting()
+        done.set()
+        assert during == 30
+        assert store.wait_settled(120) and store.compaction_seconds is not None
+        assert sorted(names(store)) == sorted(f"during {i}" for i in range(30))
+        assert store.counts().graphs == 2000 + 30 + 1  # the bulk graphs, the others, the metadata graph
+        assert store.position() == 31
+    finally:
+        done.set()
+        store.close()
+
+
 def test_a_crash_between_two_position_writes_keeps_the_highest(tmp_path: Path) -> None:
     store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=1)
     load_two(store, position=4)
