@@ -24,17 +24,17 @@ from search.query import SearchQuery
 from search.summary import Summary
 from search.tantivy_query import QueryBuilder
 from search.tantivy_schema import (
-    ANALYZER,
     BULK_HEAP,
     BULK_THREADS,
     LAYOUT_VERSION,
     WRITER_HEAP,
-    analyzer,
     build_schema,
     hits_count,
+    register_tokenizers,
     stored_bytes,
     stored_text,
     to_fields,
+    to_json,
 )
 
 log = logging.getLogger("credreg.search")
@@ -53,7 +53,7 @@ class TantivyBackend:
                 if old != self.path:
                     shutil.rmtree(old, ignore_errors=True)
         self.index = tantivy.Index(self.schema, str(self.path) if self.path else None)
-        self.index.register_tokenizer(ANALYZER, analyzer())
+        register_tokenizers(self.index)
         self.index.config_reader("Manual")
         self.threads = threads
         self.writer = self.index.writer(WRITER_HEAP, threads)
@@ -122,7 +122,7 @@ class TantivyBackend:
             try:
                 writer.delete_all_documents()
                 for values in fields:
-                    writer.add_document(tantivy.Document.from_dict(values, self.schema))
+                    writer.add_json(to_json(values))
                     count += 1
                 writer.delete_documents_by_term("ctid", META_ID)
                 writer.add_document(tantivy.Document.from_dict(

@@ -2,6 +2,7 @@
 helpers to read stored fields with their types."""
 from __future__ import annotations
 
+import binascii
 import bisect
 import hashlib
 from typing import Any
@@ -15,7 +16,7 @@ from search.fields import RANGE_FIELDS
 
 # Bump when the index layout or the derived documents change: a new directory is built from the
 # store and the old one removed (the projection rebuilds when it finds no position).
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 # Facets count values per matching document, and a column holding several values per document
 # costs ~4x one holding one (measured at 1M documents: 80-100 ns against 15-20 ns per document).
 # So each facet counts a column with one value per document, the set of its values as one key
@@ -41,6 +42,11 @@ FILTER_FIELDS = ("type", "kind", "soc", "soc_group", "naics", "naics_sector", "c
                  "deps")
 TEXT_FIELDS = ("names", "description", "keywords", "occupations", "organizations")
 ANALYZER = "credreg"
+# Set columns and sort keys are read as columns only; their index terms (long, nearly unique keys
+# for set_soc, set_owner, sort_name) cost ~10% of the indexing CPU, mostly building the term
+# dictionary at commit. tantivy-py cannot declare a column-only text field, so their tokenizer
+# indexes nothing while the column side (a separate tokenizer registry) keeps the raw value.
+COLUMN_ONLY = "column"
 WRITER_HEAP = 128_000_000  # one indexing thread: a group commit flushes one small segment
 BULK_HEAP = 1_000_000_000  # rebuilds: large segments, little merging while loading
 BULK_THREADS = 2
@@ -94,9 +100,8 @@ def stored_bytes(doc: tantivy.Document, field: str) -> bytes:
 def build_schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("ctid", stored=True, tokenizer_name="raw", index_option="basic")
-    for name in SET_COLUMNS.values():  # one value per document, for columns (never searched;
-        # tantivy-py has no columnar-only text field, and one term per document is cheap)
-        sb.add_text_field(name, tokenizer_name="raw", fast=True, index_option="basic")
+    for name in SET_COLUMNS.values():  # one value per document, never searched
+        sb.add_text_field(name, tokenizer_name=COLUMN_ONLY, fast=True, index_option="basic")
     # Day-block list terms: searched for `list_as_of`, and a column for dated list facets (rare:
     # "on the list today" reads set_list).
     sb.add_text_field("list_at", tokenizer_name="raw", fast=True, index_option="basic")
@@ -107,7 +112,7 @@ def build_schema() -> tantivy.Schema:
     # Sort keys are not unique: a unique text column per document (a "name + CTID" key) costs
     # more to index than all the rest (measured: 4 such columns cut throughput 3x). Pages past the
     # first are found by offset instead (search/tantivy_query.py).
-    sb.add_text_field("sort_name", tokenizer_name="raw", fast=True, index_option="basic")
+    sb.add_text_field("sort_name", tokenizer_name=COLUMN_ONLY, fast=True, index_option="basic")
     sb.add_unsigned_field("modified_us", fast=True)
     for name in TEXT_FIELDS:
         sb.add_text_field(name, tokenizer_name=ANALYZER, index_option="freq")
@@ -123,6 +128,14 @@ def build_schema() -> tantivy.Schema:
     for name in ("card", "summary", "points"):
         sb.add_bytes_field(name, stored=True)
     return sb.build()
+
+
+def register_tokenizers(index: tantivy.Index) -> None:
+    """What every Index over this layout needs before it reads or writes."""
+    index.register_tokenizer(ANALYZER, analyzer())
+    raw = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw())
+    index.register_tokenizer(COLUMN_ONLY, raw.filter(tantivy.Filter.remove_long(0)).build())
+    index.register_fast_field_tokenizer(COLUMN_ONLY, tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw()).build())
 
 
 def analyzer() -> tantivy.TextAnalyzer:
@@ -156,6 +169,20 @@ def to_fields(d: SearchDocument) -> dict[str, Any]:
         if value is not None:
             out[name] = value
     return derived_columns({k: v for k, v in out.items() if v != [] and v is not None})
+
+
+BYTES_FIELDS = ("card", "summary", "points")
+
+
+def to_json(values: dict[str, Any]) -> str:
+    """Field values as the JSON `IndexWriter.add_json` parses (bytes as base64). For bulk loads:
+    Tantivy then builds the document in Rust, where `Document.from_dict` and `add_document` build
+    it in Python and convert it once more (measured ~12% less CPU in the Python thread)."""
+    out = dict(values)
+    for name in BYTES_FIELDS:
+        if name in out:
+            out[name] = binascii.b2a_base64(out[name], newline=False).decode()
+    return orjson.dumps(out).decode()
 
 
 def derived_columns(out: dict[str, Any]) -> dict[str, Any]:
