@@ -119,3 +119,16 @@ def test_parse_defaults_and_normalization() -> None:
                          "state": ("OH", "KY"), "lang": ("en",)}
     assert parse([], 10).limit == 10 and parse([], 10).sort == "name"
     assert parse([("sort", "relevance")], 10).sort == "name"  # nothing to score without q
+
+
+def test_facet_labels_follow_a_rename(client: TestClient) -> None:
+    # Labels of organizations and lists are kept per index generation: a commit renaming one
+    # must show the new name on the next search.
+    registry = client.app.state.registry
+    org, cred = ctid(), ctid()
+    for doc in (organization(org, "Old College Name"), credential(cred, "Welding Cert", org)):
+        registry.publish(registry.prepare(orjson.dumps(doc)), None, mode="import")
+    params = {"kind": "credential", "facets": "owner"}
+    assert client.get("/search", params=params).json()["labels"]["owner"][org] == "Old College Name"
+    registry.publish(registry.prepare(orjson.dumps(organization(org, "New College Name"))), None, mode="import")
+    assert client.get("/search", params=params).json()["labels"]["owner"][org] == "New College Name"
