@@ -3,8 +3,9 @@
 It states the triple count, the classes with their instance counts, the SPARQL endpoint, the
 dumps (with their SHA-256 and change-log sequence), the URI space and the vocabularies. The
 counts are whole-store aggregates (seconds at 10M triples), so they are computed off the event
-loop and cached per triple-store position; after a write they are recomputed, unless the last
-computation was slow, in which case a result at most ten computations old is served.
+loop and cached per triple-store position; after a write they are recomputed, unless the store is
+large and the last computation was slow, in which case a result at most ten computations old is
+served.
 """
 from __future__ import annotations
 
@@ -57,9 +58,14 @@ class Stats:
 
 
 class VoidStats:
-    def __init__(self, store: TripleStore, timeout_s: float) -> None:
+    def __init__(self, store: TripleStore, timeout_s: float, slow_s: float = 1.0,
+                 large_triples: int = 1_000_000) -> None:
         self.store = store
         self.timeout_s = timeout_s
+        # Why both: on a small store a computation is slow only when the machine is (or the first
+        # one starts the query workers), and recomputing it is cheap, so it always follows writes.
+        self.slow_s = slow_s
+        self.large_triples = large_triples
         self._lock = threading.Lock()
         self._cached: Stats | None = None
 
@@ -91,7 +97,8 @@ class VoidStats:
             cached = self._cached
             if cached is not None:
                 fresh = cached.position == self.store.position()
-                patient = cached.seconds > 1 and time.time() - cached.at < 10 * cached.seconds
+                patient = (cached.triples + cached.metadata_triples >= self.large_triples
+                           and cached.seconds > self.slow_s and time.time() - cached.at < 10 * cached.seconds)
                 if fresh or patient:
                     return cached
             self._cached = self.compute()

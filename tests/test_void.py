@@ -10,7 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from registry.dumps import write_dump
+from registry.rdfstore.projection import RdfProjection
 from registry.service import Registry
+from registry.void import VoidStats
 from tests.conftest import BASE, graph, new_ctid, organization
 
 VOID = "http://rdfs.org/ns/void#"
@@ -116,6 +118,30 @@ def test_the_description_follows_writes(client: TestClient, filled: Registry, or
     client.put(f"/graph/{ctid}", content=orjson.dumps(graph(ctid)),
                headers={**org_headers, "Content-Type": "application/ld+json"})
     assert number(description(client), DATASET, VOID + "documents") == before + 1
+
+
+def _publish_one(client: TestClient, org_headers: dict[str, str]) -> None:
+    ctid = new_ctid()
+    response = client.put(f"/graph/{ctid}", content=orjson.dumps(graph(ctid)),
+                          headers={**org_headers, "Content-Type": "application/ld+json"})
+    assert response.status_code == 201, response.text
+    client.get("/sparql", params={"query": "ASK {}"})  # the read barrier: the write is projected
+
+
+def test_a_large_slow_store_serves_recent_counts_and_a_small_one_follows_writes(
+        client: TestClient, filled: Registry, org_headers: dict[str, str]) -> None:
+    store = next(p for p in filled.projector.projections if isinstance(p, RdfProjection)).store
+    # Every computation counts as slow and every store as large: the last result is served...
+    patient = VoidStats(store, 30, slow_s=0.0, large_triples=0)
+    small = VoidStats(store, 30)  # the defaults: this store is small, so it always recomputes
+    before_patient, before_small = patient.get(), small.get()
+    _publish_one(client, org_headers)
+    assert patient.get() is before_patient
+    after = small.get()
+    assert after.graphs == before_small.graphs + 1 and after.position > before_small.position
+    # ...while the last computation counts as slow; once it does not, the next read recomputes.
+    patient.slow_s = float("inf")
+    assert patient.get().graphs == before_patient.graphs + 1
 
 
 def test_the_metadata_graph_says_what_it_holds(client: TestClient, filled: Registry) -> None:
