@@ -169,7 +169,7 @@ def start(passes: list[Pass], query: SearchQuery, searcher: tantivy.Searcher, st
 def start_combined(base: tantivy.Query, filters: dict[str, str], query: SearchQuery,
                    searcher: tantivy.Searcher, lists_fresh: bool,
                    build: Callable[[str | None], tantivy.Query]) -> Callable[[], dict[str, Any]]:
-    """Every pass as a filter aggregation under one request on `base` (`near`, and text if any), `filters`
+    """Every pass as a filter aggregation under one request on `base` (text, `near`), `filters`
     being each active filter as a query string: the base is evaluated once for all the passes
     instead of once per pass (most of a text pass's cost: fuzzy terms are unions of postings;
     `near` is a union of cell terms less the candidates out of the radius)."""

@@ -220,12 +220,8 @@ class QueryBuilder:
                 cached = self._facet_cache[key]
                 return lambda: cached
         fresh = "list" in query.facets and self.lists_fresh(query.as_of)
-        # `near` costs the most to evaluate (cell unions less the candidates out of the radius):
-        # with it, every pass is one request of filter aggregations on it. Text alone is not: a
-        # pass of text and filters is an intersection led by the filters, cheaper than reading
-        # every text match against each filter (at 1M, over the bench's text+filters+facets
-        # requests: 568 ms in all against 698 ms, most of the gain with two filters or more).
-        strings = self._filter_strings(query) if query.near is not None else None
+        # Text and `near` cost the most to evaluate: with either, every pass is one request.
+        strings = self._filter_strings(query) if query.terms or query.near is not None else None
         if strings and any(f in strings for f in query.facets):
             base = list(self._text(query.terms))
             if query.near is not None:
