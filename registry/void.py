@@ -59,13 +59,14 @@ class Stats:
 
 class VoidStats:
     def __init__(self, store: TripleStore, timeout_s: float, slow_s: float = 1.0,
-                 large_triples: int = 1_000_000) -> None:
+                 large_triples: int = 1_000_000, patience: float = 10.0) -> None:
         self.store = store
         self.timeout_s = timeout_s
         # Why both: on a small store a computation is slow only when the machine is (or the first
         # one starts the query workers), and recomputing it is cheap, so it always follows writes.
         self.slow_s = slow_s
         self.large_triples = large_triples
+        self.patience = patience  # how many computations' time a served result may be old
         self._lock = threading.Lock()
         self._cached: Stats | None = None
 
@@ -98,7 +99,8 @@ class VoidStats:
             if cached is not None:
                 fresh = cached.position == self.store.position()
                 patient = (cached.triples + cached.metadata_triples >= self.large_triples
-                           and cached.seconds > self.slow_s and time.time() - cached.at < 10 * cached.seconds)
+                           and cached.seconds > self.slow_s
+                           and time.time() - cached.at < self.patience * cached.seconds)
                 if fresh or patient:
                     return cached
             self._cached = self.compute()
