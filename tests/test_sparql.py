@@ -242,7 +242,7 @@ def test_a_publish_is_queryable_while_the_store_compacts(tmp_path: Path) -> None
 
     def held_optimize() -> None:
         started.set()
-        assert release.wait(20), "the compaction was held for too long"
+        assert release.wait(120), "the compaction was held for too long"
         real_optimize()
 
     store._optimize = held_optimize  # type: ignore[method-assign]
