@@ -48,7 +48,6 @@ from search.graph import Graph
 from search.places import STATES
 from search.projection import MemoryResolver
 from search.query import SearchQuery, parse
-from search.summary import summarize
 from search.tantivy_backend import TantivyBackend
 from search.tantivy_schema import derived_columns, to_fields
 
@@ -63,14 +62,7 @@ def base_documents(graphs: int) -> list[dict[str, Any]]:
     """Tantivy field values of the documents derived from a generated corpus."""
     lines = corpus(graphs, seed=5).read_bytes().splitlines()
     gc.freeze()
-    summaries, inbound = {}, {}
-    for line in lines:
-        s = summarize(Graph.from_bytes(line))
-        summaries[s.ctid] = s
-        if s.kind:
-            for _, target in s.links():
-                inbound.setdefault(target, []).append(s.ctid)
-    resolver = MemoryResolver(summaries, inbound)
+    resolver = MemoryResolver.of((None, Graph.from_bytes(line)) for line in lines)
     start = time.perf_counter()
     out = []
     for line in lines:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from registry.store import Change, Record, Store
@@ -58,6 +58,20 @@ class MemoryResolver(_Reads):
     def __init__(self, summaries: dict[str, Summary], inbound: dict[str, list[str]]) -> None:
         super().__init__()
         self._summaries, self._inbound = summaries, inbound
+
+    @classmethod
+    def of(cls, graphs: Iterable[tuple[str | None, Graph]]) -> MemoryResolver:
+        """From every record's graph (with its CTID, or None for the graph's own): the summaries,
+        and for each record the records linking to it (once each, however often they link)."""
+        summaries: dict[str, Summary] = {}
+        inbound: dict[str, list[str]] = {}
+        for ctid, graph in graphs:
+            summary = summarize(graph, ctid)
+            summaries[summary.ctid] = summary
+            if summary.kind is not None:
+                for target in dict.fromkeys(t for _, t in summary.links()):
+                    inbound.setdefault(target, []).append(summary.ctid)
+        return cls(summaries, inbound)
 
     def summary(self, ctid: str) -> Summary | None:
         self.note(ctid)
@@ -233,15 +247,7 @@ class SearchProjection:
             today = self.clock()
             gc.freeze()  # millions of small objects: cyclic GC passes over them cost ~3x
             try:
-                summaries: dict[str, Summary] = {}
-                inbound: dict[str, list[str]] = {}
-                for record in store.iter_current():
-                    summary = summarize(Graph.from_bytes(record.body), record.ctid)
-                    summaries[record.ctid] = summary
-                    if summary.kind is not None:
-                        for target in dict.fromkeys(t for _, t in summary.links()):
-                            inbound.setdefault(target, []).append(record.ctid)
-                resolver = MemoryResolver(summaries, inbound)
+                resolver = MemoryResolver.of((r.ctid, Graph.from_bytes(r.body)) for r in store.iter_current())
                 count = self.backend.rebuild(self._derive_all(store, resolver, today), position)
             finally:
                 gc.unfreeze()

@@ -14,7 +14,6 @@ import tantivy
 from search.documents import SearchDocument, derive
 from search.graph import Graph
 from search.projection import MemoryResolver
-from search.summary import summarize
 from search.tantivy_backend import TantivyBackend
 from search.tantivy_schema import FILTER_FIELDS, RANGE_SLOTS, SET_COLUMNS, TEXT_FIELDS
 from tests.conftest import SHARED, need_shared
@@ -32,15 +31,7 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> list[SearchDocument]:
     subprocess.run([sys.executable, str(GENERATOR), "--docs", "600", "--seed", "11", "--out", str(out)],
                    check=True, capture_output=True)
     lines = out.read_bytes().splitlines()
-    summaries: dict[str, Any] = {}
-    inbound: dict[str, list[str]] = {}
-    for line in lines:
-        s = summarize(Graph.from_bytes(line))
-        summaries[s.ctid] = s
-        if s.kind:
-            for _, target in s.links():
-                inbound.setdefault(target, []).append(s.ctid)
-    resolver = MemoryResolver(summaries, inbound)
+    resolver = MemoryResolver.of((None, Graph.from_bytes(line)) for line in lines)
     docs = []
     for i, line in enumerate(lines):
         g = Graph.from_bytes(line)
