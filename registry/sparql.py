@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -59,6 +58,7 @@ from registry.rdfstore import (
     TripleStore,
 )
 from registry.rdfstore.results import graph as serialize_graph
+from registry.rdfstore.shape import UPDATE_KEYWORDS, Shape, analyze
 
 if TYPE_CHECKING:
     from registry.service import Registry
@@ -77,54 +77,10 @@ _FORMAT_PARAM = {"json": RESULTS_JSON, "xml": RESULTS_XML, "csv": CSV, "tsv": TS
                  "jsonld": JSONLD, "json-ld": JSONLD, "rdfxml": RDFXML, "rdf+xml": RDFXML,
                  "rdf": RDFXML}
 _TEXT = {CSV, TSV, TURTLE, NTRIPLES, NQUADS}
-UPDATE_KEYWORDS = frozenset({"INSERT", "DELETE", "LOAD", "CLEAR", "CREATE", "DROP", "ADD", "MOVE",
-                             "COPY", "WITH"})
 SD = "http://www.w3.org/ns/sparql-service-description#"
 # Threads only wait here (the work is in the store's worker processes or on the remote server).
 _EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="credreg-sparql")
 FORMATS_NS = "http://www.w3.org/ns/formats/"
-
-
-# --- what kind of query: the prologue and the dataset clause, without a full parser -----------
-_TOKEN = re.compile(r'''
-    (?P<skip>\s+|\#[^\n\r]*)
-  | (?P<string>"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^'\\]|\\.|'(?!''))*\'\'\'
-              |"(?:[^"\\\n\r]|\\.)*"|'(?:[^'\\\n\r]|\\.)*')
-  | (?P<iri><[^<>"{}|^`\\\x00-\x20]*>)
-  | (?P<var>[?$][^\s(){}<>,;.=!|&+*/"'\#\[\]^]+)
-  | (?P<name>[A-Za-z_][\w.\-]*:[^\s(){}<>,;"'\#\[\]]*|:[^\s(){}<>,;"'\#\[\]]*)
-  | (?P<word>[A-Za-z]+)
-  | (?P<open>\{)
-  | (?P<close>\})
-  | (?P<other>.)
-''', re.VERBOSE | re.DOTALL)
-
-
-@dataclass(frozen=True, slots=True)
-class Shape:
-    form: str | None  # SELECT, ASK, CONSTRUCT, DESCRIBE, an update keyword, or None
-    has_dataset: bool  # FROM / FROM NAMED present
-
-
-def analyze(query: str) -> Shape:
-    """The query form (first keyword after PREFIX/BASE) and whether it names its own dataset
-    (FROM at brace depth 0). Cheap and tolerant: the engine's parser has the final word."""
-    form: str | None = None
-    depth = 0
-    for match in _TOKEN.finditer(query):
-        kind = match.lastgroup
-        if kind == "open":
-            depth += 1
-        elif kind == "close":
-            depth = max(0, depth - 1)
-        elif kind == "word" and depth == 0:
-            word = match.group().upper()
-            if form is None:
-                if word not in ("PREFIX", "BASE"):
-                    form = word
-            elif word == "FROM":
-                return Shape(form, True)
-    return Shape(form, False)
 
 
 @dataclass(slots=True)

@@ -4,7 +4,7 @@ Two backends implement it, and one conformance suite (tests/test_rdfstore.py) ru
 - `OxigraphStore` (registry/rdfstore/oxigraph.py): pyoxigraph on disk, queries in killable
   worker processes reading consistent checkpoints of the store;
 - `RemoteStore` (registry/rdfstore/remote.py): any SPARQL 1.1 server through the Protocol, SPARQL
-  Update and the Graph Store Protocol (tested against the Oxigraph server).
+  Update and the Graph Store Protocol (tested against the Oxigraph server and Virtuoso 7).
 
 Writes arrive as one `Group` per projection batch: drop the record graphs, drop the records'
 metadata, insert the new triples, move the position. The remote backend sends it as ONE SPARQL

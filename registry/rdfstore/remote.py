@@ -1,5 +1,5 @@
 """A remote SPARQL 1.1 server as the triple store: the Protocol for queries, SPARQL Update for
-groups (one request = one transaction on Oxigraph, Fuseki/TDB2, QLever), the Graph Store
+groups (one request = one transaction on Oxigraph, Fuseki/TDB2, QLever, Virtuoso), the Graph Store
 Protocol for single graphs.
 
 `CREDREG_RDF_URL` is the server's base; the endpoints follow the Oxigraph server's layout
@@ -13,6 +13,34 @@ The default graph as the union of named graphs is asked per query with Oxigraph'
 `union-default-graph` parameter; other servers need it in their configuration
 (Fuseki `tdb2:unionDefaultGraph true`).
 
+Virtuoso 7 (`dialect=virtuoso`, tested against Debian's 7.2.5; setup in README): the URL is the
+server's, `http://host:8890/?dialect=virtuoso`; queries go to `/sparql` as its anonymous SPARQL
+user. With a user in the URL (`http://credreg:PASSWORD@host:8890/?dialect=virtuoso`) writes go
+to `/sparql-auth` and `/sparql-graph-crud-auth` with digest authentication and the anonymous
+user stays read-only; without one they go to `/sparql` and `/sparql-graph-crud`, which needs
+SPARQL_UPDATE granted to the anonymous user: anyone who reaches the port could write. What the
+dialect does differently, each for a reason found against the server:
+- Its default graph (no dataset given) is every graph the user may read, its own system graphs
+  included, and FROM/default-graph-uri cannot list 200k graphs. `define input:default-graph-exclude`
+  and `input:named-graph-exclude` would, but any `define input:*` (and a lone default-graph-uri)
+  makes `GRAPH <iri>` match nothing in 7.2.5. So the server's own graphs are made private
+  (graph-level security) and the union is left to it; the store refuses to answer if
+  virtrdf# is readable. One shape still names (not shows) private graphs: exactly
+  `SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }`. With no default graph of its own,
+  `union=False` without a dataset is the same union.
+- `/sparql` runs SPARQL Update sent as `query=` and pragmas (`define get:soft` fetches URLs):
+  anything but SELECT/ASK/CONSTRUCT/DESCRIBE is refused before it is sent.
+- Past the per-query `timeout` (ms, sent with each query) Virtuoso returns PARTIAL results with
+  HTTP 200 and `X-SQL-State: S1TAT` (an "anytime query"): that header raises QueryTimeout. Past
+  `[SPARQL] MaxQueryExecutionTime` (s) it fails with SR171 "Transaction timed out".
+  `[SPARQL] ResultSetMaxRows` cuts results short with HTTP 200 and `X-SPARQL-MaxRows`: that
+  header raises ResultTooLarge; keep the setting above CREDREG_SPARQL_MAX_RESULTS.
+- ASK comes back as a SELECT of one `__ASK_RETVAL` row (no row for false); CONSTRUCT in SPARQL
+  JSON if that is acceptable, so graphs are asked as N-Triples; DESCRIBE finds nothing without
+  FROM unless `define sql:describe-mode "CBD"` (Oxigraph's DESCRIBE is a CBD too); DROP ALL
+  drops nothing, so reset drops the graphs one by one; a Graph Store PUT of unparsable data
+  is a 500 that says "rejected".
+
 Only the standard library is used: the service's runtime dependencies carry no HTTP client.
 """
 from __future__ import annotations
@@ -20,6 +48,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -41,10 +70,18 @@ from registry.rdfstore import (
     metadata_update,
     position_query,
 )
-from registry.rdfstore.results import parse_remote
+from registry.rdfstore.results import boolean, parse_remote
+from registry.rdfstore.shape import analyze
 
 _ACCEPT = f"{RESULTS_JSON}, {NTRIPLES};q=0.9"
 _CHUNK = 1 << 16
+_LAYOUTS = {  # dialect -> endpoint paths (query, update, store)
+    "standard": ("query", "update", "store"),
+    "virtuoso": ("sparql", "sparql", "sparql-graph-crud"),
+}
+_QUERY_FORMS = frozenset({"SELECT", "ASK", "CONSTRUCT", "DESCRIBE"})
+_VIRTRDF = "http://www.openlinksw.com/schemas/virtrdf#"  # Virtuoso's own graph (its mappings)
+_DROP_BATCH = 500
 
 
 class RemoteStore:
@@ -52,26 +89,52 @@ class RemoteStore:
                  write_timeout_s: float = 300.0) -> None:
         parts = urlsplit(url)
         names = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
-        self.query_url = f"{base}/{names.get('query', 'query')}"
-        self.update_url = f"{base}/{names.get('update', 'update')}"
-        self.store_url = f"{base}/{names.get('store', 'store')}"
+        self.url = url
+        self.dialect = names.get("dialect", "standard")
+        if self.dialect not in _LAYOUTS:
+            raise ValueError(f"CREDREG_RDF_URL: unknown dialect {self.dialect!r}; use "
+                             f"{' or '.join(_LAYOUTS)}")
+        self.virtuoso = self.dialect == "virtuoso"
+        path = parts.path.rstrip("/")
+        if self.virtuoso and path.endswith("/sparql"):  # the endpoint given: the server is its parent
+            path = path[:-len("/sparql")]
+        netloc = parts.netloc.rpartition("@")[2]
+        base = urlunsplit((parts.scheme, netloc, path, "", ""))
+        query, update, store = _LAYOUTS[self.dialect]
+        self._opener = urllib.request.build_opener()
+        self._write_opener = self._opener
+        if parts.username is not None:
+            passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+            passwords.add_password(None, base, parts.username, parts.password or "")
+            self._write_opener = urllib.request.build_opener(
+                urllib.request.HTTPDigestAuthHandler(passwords),
+                urllib.request.HTTPBasicAuthHandler(passwords))
+            if self.virtuoso:  # the authenticated twins of the anonymous endpoints
+                update, store = "sparql-auth", "sparql-graph-crud-auth"
+            else:  # a server behind authentication: every request
+                self._opener = self._write_opener
+        self.query_url = f"{base}/{names.get('query', query)}"
+        self.update_url = f"{base}/{names.get('update', update)}"
+        self.store_url = f"{base}/{names.get('store', store)}"
         self.meta_graph = meta_graph
         self.dataset_iri = dataset_iri
         self.write_timeout_s = write_timeout_s
         self._position: int | None = None
+        self._checked = not self.virtuoso  # Virtuoso: its own graphs were found private
 
     # --- HTTP -----------------------------------------------------------------------------------
     def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str],
-              timeout: float, limit: int | None = None) -> tuple[int, str, bytes]:
-        """(status, content type, body); HTTP errors are returned, not raised."""
+              timeout: float, limit: int | None = None,
+              write: bool = False) -> tuple[int, Message, bytes]:
+        """(status, headers, body); HTTP errors are returned, not raised."""
         deadline = time.monotonic() + timeout
         request = urllib.request.Request(url, data=body, method=method, headers=headers)
+        opener = self._write_opener if write else self._opener
         try:
-            response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - configured URL
+            response = opener.open(request, timeout=timeout)
         except urllib.error.HTTPError as exc:
             with exc:
-                return exc.code, exc.headers.get("content-type", ""), exc.read(1 << 20)
+                return exc.code, exc.headers, exc.read(1 << 20)
         except TimeoutError:
             raise QueryTimeout(f"The SPARQL server did not answer within {timeout:g} s.") from None
         except (urllib.error.URLError, OSError) as exc:
@@ -92,11 +155,12 @@ class RemoteStore:
                     chunks.append(chunk)
             except TimeoutError:
                 raise QueryTimeout(f"The result did not arrive within {timeout:g} s.") from None
-            return response.status, response.headers.get("content-type", ""), b"".join(chunks)
+            return response.status, response.headers, b"".join(chunks)
 
     def _update(self, text: str) -> None:
         status, _, body = self._send("POST", self.update_url, text.encode(),
-                                     {"Content-Type": "application/sparql-update"}, self.write_timeout_s)
+                                     {"Content-Type": "application/sparql-update"}, self.write_timeout_s,
+                                     write=True)
         if status == 400:
             raise RdfDataError(body.decode(errors="replace"))
         if status >= 300:
@@ -112,6 +176,25 @@ class RemoteStore:
     def _graph_url(self, graph: str) -> str:
         return f"{self.store_url}?{urlencode({'graph': graph})}"
 
+    def _visible_graphs(self, limit: int) -> list[str]:
+        # GROUP BY, not DISTINCT: Virtuoso answers exactly `SELECT DISTINCT ?g WHERE { GRAPH ?g
+        # { ?s ?p ?o } }` from its list of graphs, private ones included.
+        result = self._run(f"SELECT ?g WHERE {{ GRAPH ?g {{ ?s ?p ?o }} }} GROUP BY ?g LIMIT {limit}",
+                           [], RESULTS_JSON, NTRIPLES, self.write_timeout_s, limit)
+        return [r["g"]["value"] for r in orjson.loads(result.body)["results"]["bindings"]]
+
+    def _check_private(self) -> None:
+        """Virtuoso's default graph is every graph its SPARQL user may read: unless its own
+        graphs are private (README, "Virtuoso"), every union query and count would include them.
+        Refuse to answer wrongly; checked once, on the graph that always exists."""
+        if not self._checked:
+            result = self._run(f"ASK {{ GRAPH <{_VIRTRDF}> {{ ?s ?p ?o }} }}", [], RESULTS_JSON,
+                               NTRIPLES, self.write_timeout_s, 10)
+            if _ask_value(result):
+                raise StoreUnavailable(f"Virtuoso's own graphs (<{_VIRTRDF}> and others) are visible "
+                                       "to its SPARQL user: make them private (README, Virtuoso).")
+            self._checked = True
+
     # --- writes ---------------------------------------------------------------------------------
     def apply(self, group: Group) -> None:
         self._update(group_update(group, self.meta_graph, self.dataset_iri))
@@ -119,14 +202,16 @@ class RemoteStore:
 
     def replace_graph(self, graph: str, ntriples: str) -> None:
         status, _, body = self._send("PUT", self._graph_url(graph), ntriples.encode(),
-                                     {"Content-Type": NTRIPLES}, self.write_timeout_s)
-        if status == 400:
+                                     {"Content-Type": NTRIPLES}, self.write_timeout_s, write=True)
+        # Virtuoso rejects data it cannot parse with 500 and its SQL state (22023, 37000).
+        if status == 400 or (self.virtuoso and status == 500 and b"rejected" in body):
             raise RdfDataError(body.decode(errors="replace"))
         if status >= 300:
             raise StoreUnavailable(f"Graph Store PUT failed with HTTP {status}")
 
     def remove_graph(self, graph: str) -> None:
-        status, _, _ = self._send("DELETE", self._graph_url(graph), None, {}, self.write_timeout_s)
+        status, _, _ = self._send("DELETE", self._graph_url(graph), None, {}, self.write_timeout_s,
+                                  write=True)
         if status >= 300 and status != 404:
             raise StoreUnavailable(f"Graph Store DELETE failed with HTTP {status}")
 
@@ -152,6 +237,11 @@ class RemoteStore:
         return self._position
 
     def counts(self) -> Counts:
+        if self.virtuoso:  # no separate default graph: every triple is in a named graph
+            triples = self._select_number("SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }")
+            graphs = self._select_number(
+                "SELECT (COUNT(DISTINCT ?g) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }")
+            return Counts(triples, graphs)
         triples = self._select_number(
             "SELECT (COUNT(*) AS ?n) WHERE { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } } }")
         graphs = self._select_number("SELECT (COUNT(DISTINCT ?g) AS ?n) WHERE { GRAPH ?g { } }")
@@ -161,8 +251,13 @@ class RemoteStore:
         """Nothing to do: the server manages its own storage."""
 
     def reset(self) -> None:
-        """DROP ALL: the server's store is dedicated to this registry."""
-        self._update("DROP ALL")
+        """DROP ALL: the server's store is dedicated to this registry. On Virtuoso, DROP ALL
+        leaves every graph in place: the registry's graphs are dropped one by one instead."""
+        if not self.virtuoso:
+            self._update("DROP ALL")
+        else:
+            while graphs := self._visible_graphs(_DROP_BATCH):  # only ours: the others are private
+                self._update(" ;\n".join(f"DROP SILENT GRAPH <{g}>" for g in graphs))
         self._position = 0
 
     def close(self) -> None:
@@ -172,15 +267,40 @@ class RemoteStore:
     def query(self, sparql: str, *, dataset: Dataset = UNION, solutions_format: str = RESULTS_JSON,
               graph_format: str = NTRIPLES, timeout_s: float = 30.0,
               max_results: int = 100_000) -> QueryResult:
-        params: list[tuple[str, str]] = [("query", sparql)]
+        params: list[tuple[str, str]] = []
         params += [("default-graph-uri", g) for g in dataset.default_graphs]
         params += [("named-graph-uri", g) for g in dataset.named_graphs]
-        if dataset.union and not (dataset.default_graphs or dataset.named_graphs):
-            params.append(("union-default-graph", ""))
+        own_dataset = bool(dataset.default_graphs or dataset.named_graphs)
+        if not self.virtuoso:
+            if dataset.union and not own_dataset:
+                params.append(("union-default-graph", ""))
+            return self._run(sparql, params, solutions_format, graph_format, timeout_s, max_results)
+        shape = analyze(sparql)
+        if shape.form not in _QUERY_FORMS:
+            raise QuerySyntaxError(f"Expected SELECT, ASK, CONSTRUCT or DESCRIBE, found "
+                                   f"{shape.form or 'nothing'}: this endpoint runs queries only.")
+        self._check_private()
+        # Without a dataset the default graph is already the union of the graphs the SPARQL user
+        # may read, ours. Virtuoso has no default graph of its own, so union=False is the same.
+        # (Any `define input:*` pragma or `default-graph-uri` would make GRAPH <iri> match nothing.)
+        params.append(("timeout", str(max(1, int(timeout_s * 1000)))))  # ms: the server stops there
+        if shape.form == "DESCRIBE":  # its default DESCRIBE finds nothing without FROM; CBD as Oxigraph
+            sparql = f'define sql:describe-mode "CBD"\n{sparql}'
+        if shape.form != "ASK":
+            return self._run(sparql, params, solutions_format, graph_format, timeout_s, max_results,
+                             graph_result=shape.form != "SELECT")
+        # Virtuoso 7.2 answers ASK as a SELECT: one row of __ASK_RETVAL = 1, or no row for false.
+        value = _ask_value(self._run(sparql, params, RESULTS_JSON, graph_format, timeout_s, 10))
+        return QueryResult("boolean", solutions_format, boolean(value, solutions_format), 1)
+
+    def _run(self, sparql: str, params: list[tuple[str, str]], solutions_format: str,
+             graph_format: str, timeout_s: float, max_results: int,
+             graph_result: bool = False) -> QueryResult:
         deadline = time.monotonic() + timeout_s
-        status, content_type, body = self._send(
-            "POST", self.query_url, urlencode(params).encode(),
-            {"Content-Type": "application/x-www-form-urlencoded", "Accept": _ACCEPT}, timeout_s,
+        accept = NTRIPLES if graph_result else _ACCEPT
+        status, headers, body = self._send(
+            "POST", self.query_url, urlencode([("query", sparql), *params]).encode(),
+            {"Content-Type": "application/x-www-form-urlencoded", "Accept": accept}, timeout_s,
             limit=max_results * 2048 + (16 << 20))
         if status == 400:
             raise QuerySyntaxError(body.decode(errors="replace").strip())
@@ -189,11 +309,24 @@ class RemoteStore:
             if any(word in text.lower() for word in ("timeout", "timed out", "cancel")):
                 raise QueryTimeout(f"The SPARQL server stopped the query at its time limit: {text}")
             raise StoreUnavailable(f"The SPARQL server answered HTTP {status}: {text}")
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or headers.get("X-SQL-State") == "S1TAT":
             raise QueryTimeout(f"The query ran longer than {timeout_s:g} s.")
+        if headers.get("X-SPARQL-MaxRows"):  # Virtuoso cut the result at its ResultSetMaxRows
+            raise ResultTooLarge(f"The result has more than {headers['X-SPARQL-MaxRows']} rows, the "
+                                 "SPARQL server's limit; add LIMIT and OFFSET to page through it.")
         try:
-            return parse_remote(body, content_type, solutions_format, graph_format, max_results)
+            return parse_remote(body, headers.get("content-type", ""), solutions_format, graph_format,
+                                max_results)
         except (SyntaxError, ValueError) as exc:
             if b"cancelled" in body[-300:].lower():  # Oxigraph stops a timed-out stream this way
                 raise QueryTimeout("The SPARQL server stopped the query at its time limit.") from None
             raise StoreUnavailable(f"The SPARQL server's answer does not parse: {exc}") from None
+
+
+def _ask_value(result: QueryResult) -> bool:
+    """An ASK answer in SPARQL JSON: standard, or Virtuoso 7.2's one row of __ASK_RETVAL = 1
+    (no row for false)."""
+    parsed = orjson.loads(result.body)
+    if result.kind == "boolean":
+        return bool(parsed["boolean"])
+    return any(row.get("__ASK_RETVAL", {}).get("value", "0") != "0" for row in parsed["results"]["bindings"])
