@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -125,7 +126,7 @@ ServerThreads = 8
 MaxClientConnections = 8
 
 [SPARQL]
-ResultSetMaxRows = 1000000
+ResultSetMaxRows = {max_rows}
 MaxQueryExecutionTime = 10
 """
 
@@ -138,17 +139,19 @@ def _isql(port: int, sql: str) -> None:
         pytest.fail(f"isql-vt {sql!r} failed: {done.stdout}{done.stderr}")
 
 
-@pytest.fixture(scope="session")
-def virtuoso_server() -> Iterator[str]:
+@contextmanager
+def running_virtuoso(max_rows: int = 1_000_000) -> Iterator[tuple[str, int]]:
     """A real Virtuoso 7 on free ports of 127.0.0.1 with its own database in a temporary
-    directory, stopped (killed if it does not stop) at the end of the session."""
+    directory, stopped (killed if it does not stop) on leaving; yields its CREDREG_RDF_URL and
+    SQL port."""
     binary, isql = shutil.which("virtuoso-t"), shutil.which("isql-vt")
     if binary is None or isql is None:
         pytest.skip("Virtuoso is not installed (Debian: apt-get install virtuoso-opensource-7-bin, "
                     "which scripts/test.sh does as root)")
     data = Path(tempfile.mkdtemp(prefix="credreg-virtuoso-"))
     sql_port, http_port = _free_port(), _free_port()
-    (data / "virtuoso.ini").write_text(VIRTUOSO_INI.format(d=data, sql_port=sql_port, http_port=http_port))
+    (data / "virtuoso.ini").write_text(VIRTUOSO_INI.format(d=data, sql_port=sql_port, http_port=http_port,
+                                                           max_rows=max_rows))
     log = open(data / "server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([binary, "+foreground", "+configfile", str(data / "virtuoso.ini")],
                             stdout=log, stderr=log, cwd=data)
@@ -178,7 +181,7 @@ def virtuoso_server() -> Iterator[str]:
                                   'GRANT SPARQL_UPDATE TO "credreg";',
                                   "DB.DBA.RDF_DEFAULT_USER_PERMS_SET('credreg', 7);",
                                   'GRANT SPARQL_UPDATE TO "SPARQL";']))
-        yield f"{url}/?dialect=virtuoso"
+        yield f"{url}/?dialect=virtuoso", sql_port
     finally:
         proc.terminate()
         try:
@@ -188,6 +191,12 @@ def virtuoso_server() -> Iterator[str]:
             proc.wait(timeout=30)
         log.close()
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def virtuoso_server() -> Iterator[str]:
+    with running_virtuoso() as (url, _):
+        yield url
 
 
 @pytest.fixture(params=["embedded", "remote", "virtuoso"])
@@ -340,6 +349,29 @@ def test_virtuoso_writes_as_the_user_in_the_url(request: pytest.FixtureRequest) 
     with pytest.raises(StoreUnavailable, match="401"):
         wrong.apply(Group(position=5, drop=[G1]))
     assert names(store) == ["one", "three", "two"]
+    store.reset()
+
+
+def test_virtuoso_partial_or_wrong_results_are_never_returned(virtuoso_server: str) -> None:
+    """Virtuoso answers HTTP 200 with what it has when a query reaches its `timeout` (an "anytime
+    query") or its ResultSetMaxRows: both must raise, not pass for the whole result. And a
+    server whose own graphs are readable (not set up as README says) is refused."""
+    store = RemoteStore(virtuoso_server, meta_graph=META, dataset_iri=DS)
+    store.reset()
+    _fill(store)
+    with pytest.raises(QueryTimeout):  # the server's limit, well before the client's
+        store._run(SLOW, [("timeout", "500")], RESULTS_JSON, "application/n-triples", 30, 100)
+    with running_virtuoso(max_rows=5) as (url, sql_port):
+        small = RemoteStore(url, meta_graph=META, dataset_iri=DS)
+        _fill(small, 6)
+        assert small.query(f"SELECT ?s WHERE {{ ?s <{P}> ?o }} LIMIT 4").count == 4
+        with pytest.raises(ResultTooLarge):
+            small.query(f"SELECT ?s WHERE {{ ?s <{P}> ?o }}")
+        with pytest.raises(ResultTooLarge):  # Virtuoso cannot tell exactly 5 from cut at 5
+            small.query(f"SELECT ?s WHERE {{ ?s <{P}> ?o }} LIMIT 5")
+        _isql(sql_port, "DB.DBA.RDF_DEFAULT_USER_PERMS_SET('nobody', 1, 1);")  # private graphs readable
+        with pytest.raises(StoreUnavailable, match="private"):
+            RemoteStore(url, meta_graph=META, dataset_iri=DS).query("ASK { ?s ?p ?o }")
     store.reset()
 
 

@@ -33,8 +33,9 @@ dialect does differently, each for a reason found against the server:
 - Past the per-query `timeout` (ms, sent with each query) Virtuoso returns PARTIAL results with
   HTTP 200 and `X-SQL-State: S1TAT` (an "anytime query"): that header raises QueryTimeout. Past
   `[SPARQL] MaxQueryExecutionTime` (s) it fails with SR171 "Transaction timed out".
-  `[SPARQL] ResultSetMaxRows` cuts results short with HTTP 200 and `X-SPARQL-MaxRows`: that
-  header raises ResultTooLarge; keep the setting above CREDREG_SPARQL_MAX_RESULTS.
+  `[SPARQL] ResultSetMaxRows` cuts results short with HTTP 200 and `X-SPARQL-MaxRows` (also
+  sent when a result has exactly that many rows): that header raises ResultTooLarge; keep the
+  setting above CREDREG_SPARQL_MAX_RESULTS.
 - ASK comes back as a SELECT of one `__ASK_RETVAL` row (no row for false); CONSTRUCT in SPARQL
   JSON if that is acceptable, so graphs are asked as N-Triples; DESCRIBE finds nothing without
   FROM unless `define sql:describe-mode "CBD"` (Oxigraph's DESCRIBE is a CBD too); DROP ALL
@@ -311,9 +312,9 @@ class RemoteStore:
             raise StoreUnavailable(f"The SPARQL server answered HTTP {status}: {text}")
         if time.monotonic() > deadline or headers.get("X-SQL-State") == "S1TAT":
             raise QueryTimeout(f"The query ran longer than {timeout_s:g} s.")
-        if headers.get("X-SPARQL-MaxRows"):  # Virtuoso cut the result at its ResultSetMaxRows
-            raise ResultTooLarge(f"The result has more than {headers['X-SPARQL-MaxRows']} rows, the "
-                                 "SPARQL server's limit; add LIMIT and OFFSET to page through it.")
+        if headers.get("X-SPARQL-MaxRows"):  # Virtuoso stopped at its ResultSetMaxRows (or just reached it)
+            raise ResultTooLarge(f"The result reaches the SPARQL server's limit of "
+                                 f"{headers['X-SPARQL-MaxRows']} rows; add LIMIT and OFFSET to page through it.")
         try:
             return parse_remote(body, headers.get("content-type", ""), solutions_format, graph_format,
                                 max_results)
