@@ -110,7 +110,8 @@ class TripleStore(Protocol):
         """Apply a group; readers see all of it or none of it, and the position moves last.
         Raises RdfDataError if the engine rejects its data: the position has not moved, and the
         caller re-applies the records one by one (a small group, or a remote one, has then
-        written nothing; a large embedded group may have been partly bulk-loaded)."""
+        written nothing; a large embedded group may have been partly bulk-loaded, and a Virtuoso
+        group of more than one request partly applied)."""
         ...
 
     def replace_graph(self, graph: str, ntriples: str) -> None:

@@ -1,6 +1,6 @@
 """A remote SPARQL 1.1 server as the triple store: the Protocol for queries, SPARQL Update for
-groups (one request = one transaction on Oxigraph, Fuseki/TDB2, QLever, Virtuoso), the Graph Store
-Protocol for single graphs.
+groups (one request = one transaction on Oxigraph, Fuseki/TDB2, QLever; not on Virtuoso, below),
+the Graph Store Protocol for single graphs.
 
 `CREDREG_RDF_URL` is the server's base; the endpoints follow the Oxigraph server's layout
 (`{url}/query`, `{url}/update`, `{url}/store`). Another layout is given in the URL's query
@@ -41,6 +41,15 @@ dialect does differently, each for a reason found against the server:
   FROM unless `define sql:describe-mode "CBD"` (Oxigraph's DESCRIBE is a CBD too); DROP ALL
   drops nothing, so reset drops the graphs one by one; a Graph Store PUT of unparsable data
   is a 500 that says "rejected".
+- `[Parameters] ThreadsPerQuery = 1` (README): with parallel execution 7.2.5 returns wrong GROUP
+  BY results that differ run to run. The examples of docs/sparql-examples.md pass with it.
+- A group is not one transaction: the operations of a request that fails at run time stay
+  applied up to the failure, and past about 5,000 triples in one block, a few MB or some 1,000
+  operations in one request the compiler gives up. A group is sent as blocks in requests of at
+  most 3 MB and 300 operations, each record's drop and insert in one request, the position
+  last: readers may see a large group in part while it is applied, and a crash replays it
+  (idempotently). A group whose data does not parse is refused whole (Virtuoso parses a request
+  before running it) when it fits in one request, as a publish does.
 
 Only the standard library is used: the service's runtime dependencies carry no HTTP client.
 """
@@ -61,6 +70,7 @@ from registry.rdfstore import (
     Counts,
     Dataset,
     Group,
+    QueryError,
     QueryResult,
     QuerySyntaxError,
     QueryTimeout,
@@ -70,6 +80,7 @@ from registry.rdfstore import (
     group_update,
     metadata_update,
     position_query,
+    position_update,
 )
 from registry.rdfstore.results import boolean, parse_remote
 from registry.rdfstore.shape import analyze
@@ -82,7 +93,14 @@ _LAYOUTS = {  # dialect -> endpoint paths (query, update, store)
 }
 _QUERY_FORMS = frozenset({"SELECT", "ASK", "CONSTRUCT", "DESCRIBE"})
 _VIRTRDF = "http://www.openlinksw.com/schemas/virtrdf#"  # Virtuoso's own graph (its mappings)
-_DROP_BATCH = 500
+# Virtuoso's SPARQL compiler runs out of parser stack ("memory exhausted") past about 5,000
+# triples in one block, and refuses a request of several MB (SR578, "string concatenation is too
+# large") or of some 1,000 operations (SQ156/SQ200, "variables in state over the limit"; 600 pass):
+# a group is sent as blocks and requests within these.
+_BLOCK_TRIPLES = 2000
+_REQUEST_BYTES = 3 << 20
+_REQUEST_OPERATIONS = 300
+_DROP_BATCH = _REQUEST_OPERATIONS
 
 
 class RemoteStore:
@@ -198,7 +216,11 @@ class RemoteStore:
 
     # --- writes ---------------------------------------------------------------------------------
     def apply(self, group: Group) -> None:
-        self._update(group_update(group, self.meta_graph, self.dataset_iri))
+        if self.virtuoso:
+            for text in _requests(_virtuoso_operations(group, self.meta_graph, self.dataset_iri)):
+                self._update(text)
+        else:
+            self._update(group_update(group, self.meta_graph, self.dataset_iri))
         self._position = group.position
 
     def replace_graph(self, graph: str, ntriples: str) -> None:
@@ -315,13 +337,21 @@ class RemoteStore:
         if headers.get("X-SPARQL-MaxRows"):  # Virtuoso stopped at its ResultSetMaxRows (or just reached it)
             raise ResultTooLarge(f"The result reaches the SPARQL server's limit of "
                                  f"{headers['X-SPARQL-MaxRows']} rows; add LIMIT and OFFSET to page through it.")
+        failure: QueryError
         try:
             return parse_remote(body, headers.get("content-type", ""), solutions_format, graph_format,
                                 max_results)
+        except ResultTooLarge as exc:
+            failure = ResultTooLarge(str(exc))
         except (SyntaxError, ValueError) as exc:
             if b"cancelled" in body[-300:].lower():  # Oxigraph stops a timed-out stream this way
-                raise QueryTimeout("The SPARQL server stopped the query at its time limit.") from None
-            raise StoreUnavailable(f"The SPARQL server's answer does not parse: {exc}") from None
+                failure = QueryTimeout("The SPARQL server stopped the query at its time limit.")
+            else:
+                failure = StoreUnavailable(f"The SPARQL server's answer does not parse: {exc}")
+        # Raised out of the except clause, so that it carries no traceback of the parser: its frames
+        # hold pyoxigraph results, which must be dropped on this thread (they are unsendable), while
+        # /sparql handles the error on another.
+        raise failure
 
 
 def _ask_value(result: QueryResult) -> bool:
@@ -331,3 +361,46 @@ def _ask_value(result: QueryResult) -> bool:
     if result.kind == "boolean":
         return bool(parsed["boolean"])
     return any(row.get("__ASK_RETVAL", {}).get("value", "0") != "0" for row in parsed["results"]["bindings"])
+
+
+def _blocks(ntriples: str) -> list[str]:
+    """N-Triples (one triple a line) in blocks of at most _BLOCK_TRIPLES lines."""
+    lines = ntriples.splitlines(keepends=True)
+    return ["".join(lines[i:i + _BLOCK_TRIPLES]) for i in range(0, len(lines), _BLOCK_TRIPLES)]
+
+
+def _virtuoso_operations(group: Group, meta_graph: str, dataset_iri: str) -> list[str]:
+    """The group as SPARQL Update operations in the order they must run, each within Virtuoso's
+    block limit; a record's drop and inserts are one operation, so that a request never holds
+    half of a record. The position moves last."""
+    ops: list[str] = []
+    loaded = set()
+    for g, nt in group.graphs:
+        loaded.add(g)
+        ops.append(" ;\n".join([f"DROP SILENT GRAPH <{g}>",
+                                 *(f"INSERT DATA {{ GRAPH <{g}> {{\n{block}}} }}" for block in _blocks(nt))]))
+    ops += [f"DROP SILENT GRAPH <{g}>" for g in group.drop if g not in loaded]
+    subjects = group.meta_subjects
+    ops += [metadata_update(subjects[i:i + _BLOCK_TRIPLES], "", None, meta_graph, dataset_iri)
+            for i in range(0, len(subjects), _BLOCK_TRIPLES)]
+    ops += [f"INSERT DATA {{ GRAPH <{meta_graph}> {{\n{block}}} }}" for block in _blocks("".join(group.metadata))]
+    ops.append(position_update(group.position, meta_graph, dataset_iri))
+    return ops
+
+
+def _requests(ops: list[str]) -> list[str]:
+    """Operations (each one or more statements) packed in order into requests of at most
+    _REQUEST_BYTES and _REQUEST_OPERATIONS statements (an operation larger than that goes alone)."""
+    requests: list[str] = []
+    current: list[str] = []
+    size = count = 0
+    for op in ops:
+        statements = op.count(" ;\n") + 1
+        if current and (size + len(op) > _REQUEST_BYTES or count + statements > _REQUEST_OPERATIONS):
+            requests.append(" ;\n".join(current))
+            current, size, count = [], 0, 0
+        current.append(op)
+        size += len(op) + 3
+        count += statements
+    requests.append(" ;\n".join(current))
+    return requests
