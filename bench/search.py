@@ -15,6 +15,7 @@ derivation, dependency lookups) and per commit (Tantivy commit and reader reload
 
 While iterating: `--index-dir DIR` keeps the Tantivy indexes under DIR and reuses them on the next
 run (indexing is then not measured), `--no-fts`, `--no-http`, `--no-projection` skip those parts.
+`--slowest N` lists each category's N slowest queries with their totals (what makes the tail).
 The reported run is a complete one without these flags. `--index-only`: the indexing figures
 alone (no projection, queries, FTS5 or HTTP).
 
@@ -49,7 +50,7 @@ from search.places import STATES
 from search.projection import MemoryResolver
 from search.query import SearchQuery, parse
 from search.tantivy_backend import TantivyBackend
-from search.tantivy_schema import derived_columns, to_fields
+from search.tantivy_schema import derived_columns, doc_key, to_fields
 
 HERE = Path(__file__).resolve().parent
 FACETS = "type,state,soc_group,delivery,cost_max,list"
@@ -90,7 +91,7 @@ def variants(base: list[dict[str, Any]], total: int, seed: int = 1) -> Iterator[
             continue
         new = f"ce-{uuid.UUID(int=rng.getrandbits(128), version=4)}"
         old = doc["ctid"].encode()
-        out = dict(doc, ctid=new, card=doc["card"].replace(old, new.encode()),
+        out = dict(doc, ctid=new, key=doc_key(new), card=doc["card"].replace(old, new.encode()),
                    summary=doc["summary"].replace(old, new.encode()))
         if "state" in doc:
             out["state"] = [_US[(_US.index(s) + k) % len(_US)] if s in _US else s for s in doc["state"]]
@@ -102,6 +103,7 @@ def variants(base: list[dict[str, Any]], total: int, seed: int = 1) -> Iterator[
                      for la, lo in points]
             out["points"] = orjson.dumps(moved)
             out["geo"] = [t for la, lo in moved for t in geo.cell_terms(la, lo)]
+            out["lat"], out["lon"] = moved[0]  # the radius check reads the first point from columns
         out["modified_us"] = doc["modified_us"] + k * 10_000_000
         yield derived_columns(out)
 
@@ -253,20 +255,29 @@ def latencies(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 
 
 def run_tantivy(backend: TantivyBackend, queries: list[tuple[str, list[tuple[str, str]]]],
-                facet_cache: bool = False) -> dict[str, Any]:
+                facet_cache: bool = False, slowest: int = 0) -> dict[str, Any]:
     """Latencies per category. Without `facet_cache`, every request counts its facets (the
-    service keeps counts per index generation, and the workload repeats its match-all query)."""
+    service keeps counts per index generation, and the workload repeats its match-all query).
+    With `slowest`, each category also lists its slowest queries (what makes the tail)."""
     samples: dict[str, list[float]] = {c: [] for c in CATEGORIES}
-    parsed = [(c, parse(p, 100)) for c, p in queries]
+    timed: dict[str, list[tuple[float, str, int]]] = {c: [] for c in CATEGORIES}
+    parsed = [(c, p, parse(p, 100)) for c, p in queries]
     backend.queries.facet_cache_size = 256 if facet_cache else 0
-    for _, q in parsed[:20]:  # warm the page cache and the field statistics
+    for _, _, q in parsed[:20]:  # warm the page cache and the field statistics
         backend.search(q)
-    for category, q in parsed:
+    for category, params, q in parsed:
         start = time.perf_counter()
-        backend.search(q)
-        samples[category].append(time.perf_counter() - start)
+        page = backend.search(q)
+        elapsed = time.perf_counter() - start
+        samples[category].append(elapsed)
+        timed[category].append((elapsed, urlencode(params), page.total))
     backend.queries.facet_cache_size = 256
-    return latencies(samples)
+    out = latencies(samples)
+    if slowest:
+        for category, rows in timed.items():
+            out[category]["slowest"] = [{"ms": round(t * 1000, 1), "query": query, "total": total}
+                                        for t, query, total in sorted(rows, reverse=True)[:slowest]]
+    return out
 
 
 def run_fts5(db: sqlite3.Connection, queries: list[tuple[str, list[tuple[str, str]]]],
@@ -302,6 +313,7 @@ def main() -> None:
     ap.add_argument("--no-http", action="store_true")
     ap.add_argument("--no-projection", action="store_true")
     ap.add_argument("--index-only", action="store_true", help="indexing figures only")
+    ap.add_argument("--slowest", type=int, default=0, help="list each category's N slowest queries")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if not (args.no_projection or args.index_only):
@@ -326,7 +338,7 @@ def main() -> None:
                 del docs
                 gc.unfreeze()
                 continue
-            engine = run_tantivy(backend, queries)
+            engine = run_tantivy(backend, queries, slowest=args.slowest)
             cached = run_tantivy(backend, queries, facet_cache=True)
             # Recorded now too, in case the slow baseline is cut short.
             record(f"search_query_{size}", {"tantivy": engine, "tantivy_facet_cache": cached})
@@ -356,7 +368,7 @@ def reuse(args: argparse.Namespace, sizes: list[int], base: list[dict[str, Any]]
             backend.writer.wait_merging_threads()  # releases the writer: `credreg serve` may open it
         else:
             backend, _ = build_tantivy(path / "search", list(variants(base, size)), 2)
-        engine = run_tantivy(backend, queries)
+        engine = run_tantivy(backend, queries, slowest=args.slowest)
         cached = run_tantivy(backend, queries, facet_cache=True)
         result: dict[str, Any] = {"tantivy": engine, "tantivy_facet_cache": cached, "reused_index": True}
         if not args.no_fts:

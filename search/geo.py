@@ -4,7 +4,7 @@ Each point is indexed as the terms of the quadtree cells that contain it, one pe
 (level L cuts longitude and latitude into 2^L slices each; odd levels are skipped to halve the
 terms per point, a cover steps two levels at a time). A circle is covered by cells: the cells
 entirely inside it (at the coarsest level where they are), and boundary cells at a level about
-1/8 of the radius wide. A document matches if it has a point in an inside cell, or a point in a
+1/32 of the radius wide. A document matches if it has a point in an inside cell, or a point in a
 boundary cell that is really within the radius: the backend checks those few candidates exactly
 with `haversine_km`, the same formula Elasticsearch's `geo_distance` (arc) uses, so both backends
 return the same documents.
@@ -21,6 +21,7 @@ MAX_LEVEL = 16  # cells of about 0.3 km x 0.6 km at 40 degrees north
 MIN_LEVEL = 2
 STEP = 2
 MAX_RADIUS_KM = 1000.0
+CELLS_PER_RADIUS = 32  # boundary cells about radius/32 tall: fewer candidates to check exactly
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -97,9 +98,8 @@ def _max_distance(lat: float, lon: float, b: tuple[float, float, float, float]) 
 
 
 def _stop_level(radius_km: float) -> int:
-    """The indexed level whose cells are about radius/8 tall: about 100 boundary cells for any
-    radius."""
-    target_deg = radius_km / 8 / 111.2
+    """The indexed level whose cells are about radius/CELLS_PER_RADIUS tall."""
+    target_deg = radius_km / CELLS_PER_RADIUS / 111.2
     level = int(math.log2(180.0 / max(target_deg, 1e-9)))
     level += (level - MIN_LEVEL) % STEP  # round up to an indexed level
     return max(MIN_LEVEL + STEP, min(MAX_LEVEL, level))

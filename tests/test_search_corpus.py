@@ -259,6 +259,27 @@ def test_every_filter_matches_ground_truth(world: tuple[TestClient, dict[str, Tr
     assert checked >= 250
 
 
+def test_text_and_near_keep_the_documents_with_the_text_within_the_radius(
+        world: tuple[TestClient, dict[str, Truth]]) -> None:
+    # With text, the radius check of the boundary cells' documents is done among those with the
+    # text only: the result must still be the text's documents within the radius, exactly.
+    client, truth = world
+    rng = random.Random(11)
+    found = 0
+    for word in ("technician", "nursing", "certificate", "program", "welding", "nursng"):
+        with_text = all_ctids(client, {"q": word})
+        for _ in range(4):
+            near = {"near": f"{rng.uniform(26, 47):.4f},{rng.uniform(-122, -72):.4f}",
+                    "radius_km": rng.choice(["100", "300", "800"])}
+            expected = {c for c in with_text if matches(truth[c], near)}
+            assert all_ctids(client, {"q": word, **near}) == expected, (word, near)
+            found += bool(expected)
+        # The same circle without the text right after: the check done among the text's
+        # documents must not stand in for it.
+        assert all_ctids(client, near) == {c for c, r in truth.items() if matches(r, near)}, near
+    assert found >= 6
+
+
 FACETS_A = ("type", "kind", "soc", "soc_group", "naics", "cip", "state", "delivery", "audience", "status",
             "lang", "qa")
 FACETS_B = ("owner", "list", "cost_max", "duration_max_months", "credit_min")
@@ -273,7 +294,8 @@ FACETS_B = ("owner", "list", "cost_max", "duration_max_months", "credit_min")
     {"q": "technician", "state": "OH,KY"},  # the state facet's pass is the text alone
     {"list_as_of": "2022-07-01", "kind": "credential", "duration_max_months": "12"},
     {"near": "39.76,-84.19", "radius_km": "800", "naics": "31-33"},
-], ids=["all", "state", "combined", "degree-soc-credit", "text", "text-state", "as-of", "near"])
+    {"q": "technician", "near": "39.76,-84.19", "radius_km": "800", "state": "OH,KY"},
+], ids=["all", "state", "combined", "degree-soc-credit", "text", "text-state", "as-of", "near", "text-near"])
 @pytest.mark.parametrize("mode", [None, "columns", "postings"])
 def test_every_facet_count_matches_ground_truth(world: tuple[TestClient, dict[str, Truth]],
                                                 params: dict[str, str], mode: str | None,

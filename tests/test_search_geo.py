@@ -29,9 +29,11 @@ def test_cover_classifies_every_point(lat: float, lon: float, radius: float) -> 
 
 
 def test_cover_stays_small() -> None:
-    for radius in (1.0, 25.0, 100.0, geo.MAX_RADIUS_KM):
+    # A term set of ~1,000 cells costs a few ms at 1M documents; checking the candidates of
+    # coarser boundary cells one by one cost more (docs/search.md).
+    for radius in (1.0, 25.0, 50.0, 100.0, 150.0, 300.0, 800.0, geo.MAX_RADIUS_KM):
         c = geo.cover(40.0, -100.0, radius)
-        assert len(c.inside) + len(c.boundary) < 400
+        assert len(c.inside) + len(c.boundary) < 1200
 
 
 def test_day_blocks_answer_membership_exactly() -> None:
