@@ -90,11 +90,12 @@ def _lon_delta(a: float, b: float) -> float:
     return 360.0 - d if d > 180.0 else d
 
 
-def _max_distance(lat: float, lon: float, b: tuple[float, float, float, float]) -> float:
-    # Along a meridian and along a parallel the distance from a point has no interior maximum,
-    # so the farthest point of a (small) rectangle is one of its corners.
+def _corners_within(lat: float, lon: float, b: tuple[float, float, float, float], radius_km: float) -> bool:
+    """Whether the whole (small) rectangle is within the radius. Along a meridian and along a
+    parallel the distance from a point has no interior maximum, so its farthest point is a
+    corner; the first corner out ends the check (most cells tested are on the boundary)."""
     lat_lo, lat_hi, lon_lo, lon_hi = b
-    return max(haversine_km(lat, lon, la, lo) for la in (lat_lo, lat_hi) for lo in (lon_lo, lon_hi))
+    return all(haversine_km(lat, lon, la, lo) <= radius_km for la in (lat_lo, lat_hi) for lo in (lon_lo, lon_hi))
 
 
 def _stop_level(radius_km: float) -> int:
@@ -139,7 +140,7 @@ def cover(lat: float, lon: float, radius_km: float) -> Cover:
         b = _bounds(level, x, y)
         if _min_distance(lat, lon, b) > radius_km:
             continue
-        if _max_distance(lat, lon, b) <= radius_km:
+        if _corners_within(lat, lon, b, radius_km):
             inside.append(f"{level}/{x}/{y}")
         elif level >= stop:
             boundary.append(f"{level}/{x}/{y}")
