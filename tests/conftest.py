@@ -1,5 +1,5 @@
 """Shared fixtures: settings in a temporary data directory, a registry, an in-process HTTP client,
-API keys, record factories, and a real PostgreSQL server started for the session."""
+API keys, record factories, and real PostgreSQL and Virtuoso servers started for the session."""
 from __future__ import annotations
 
 import glob
@@ -22,6 +22,7 @@ from registry.app import create_app
 from registry.config import Settings
 from registry.service import Registry
 from registry.store import Store, open_store
+from tests.virtuoso import running_virtuoso
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -172,3 +173,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}", durable=False)
     yield s
     s.close()
+
+
+# --- Virtuoso 7: one real server for the session, shared by every module that runs against it ----
+@pytest.fixture(scope="session")
+def virtuoso_server() -> Iterator[str]:
+    """CREDREG_RDF_URL of a real Virtuoso started once per session (tests/virtuoso.py); each user
+    resets it before use."""
+    with running_virtuoso() as (url, _):
+        yield url

@@ -1,5 +1,6 @@
 """Every query in docs/sparql-examples.md, run through /sparql against a generated corpus, with its
-answer checked against one computed independently in Python from the corpus JSON."""
+answer checked against one computed independently in Python from the corpus JSON; against the
+embedded store and against a real Virtuoso 7 (the session's server from conftest.py)."""
 from __future__ import annotations
 
 import math
@@ -260,13 +261,19 @@ def corpus_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def research(corpus_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Registry]]:
+@pytest.fixture(scope="module", params=["embedded", "virtuoso"])
+def research(request: pytest.FixtureRequest, corpus_path: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Registry]]:
+    """The corpus loaded once per backend: the embedded store, and Virtuoso (the session's server,
+    emptied first; skipped when it is not installed). Same questions, same expected answers."""
     from registry.rdfstore import open_triple_store
     from registry.rdfstore.projection import RdfProjection
 
-    settings = Settings(data_dir=tmp_path_factory.mktemp("research"), durable=False)
-    registry = Registry(settings, projections=[RdfProjection(open_triple_store(settings), settings.base_uri)])
+    rdf_url = request.getfixturevalue("virtuoso_server") if request.param == "virtuoso" else ""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("research"), durable=False, rdf_url=rdf_url)
+    store = open_triple_store(settings)
+    store.reset()  # a shared server may hold another test's graphs
+    registry = Registry(settings, projections=[RdfProjection(store, settings.base_uri)])
     counts = registry.import_many(iter_sources([corpus_path]), lambda *a: None)
     assert counts["rejected"] == 0
     with TestClient(create_app(registry), raise_server_exceptions=False) as client:
