@@ -6,7 +6,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -22,6 +21,7 @@ from registry.app import create_app
 from registry.config import Settings
 from registry.service import Registry
 from registry.store import Store, open_store
+from tests.servers import free_port
 from tests.virtuoso import running_virtuoso
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,12 +110,6 @@ def _pg_bin() -> Path | None:
     return Path(candidates[-1]).parent if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     if url := os.environ.get("CREDREG_TEST_POSTGRES_URL"):
@@ -135,7 +129,7 @@ def postgres_url() -> Iterator[str]:
         for path in (base, sock):
             os.chown(path, user.pw_uid, user.pw_gid)
         run_as = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     subprocess.run([*run_as, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U",
                     "credreg", "--no-sync"], check=True, capture_output=True)
     subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l",

@@ -8,13 +8,11 @@ import gc
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +41,7 @@ from registry.rdfstore import (
 )
 from registry.rdfstore.oxigraph import OxigraphStore
 from registry.rdfstore.remote import RemoteStore
+from tests.servers import free_port, wait_until_answering
 from tests.virtuoso import VIRTUOSO_OWN, VIRTUOSO_PASSWORD, isql, running_virtuoso
 
 BASE = "http://registry.test"
@@ -60,12 +59,6 @@ def oxigraph_binary() -> str | None:
     return str(beside) if beside.exists() else shutil.which("oxigraph")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def oxigraph_server() -> Iterator[str]:
     """A real Oxigraph server on a free port of 127.0.0.1, stopped at the end of the session."""
@@ -73,20 +66,13 @@ def oxigraph_server() -> Iterator[str]:
     if binary is None:
         pytest.skip("the Oxigraph server binary is not installed (pip install oxigraph, a dev dependency)")
     data = Path(tempfile.mkdtemp(prefix="credreg-oxigraph-"))
-    port = _free_port()
+    port = free_port()
     log = open(data / "server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([binary, "serve", "--location", str(data / "db"), "--bind",
                              f"127.0.0.1:{port}", "--timeout-s", "5"], stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{url}/query?query=ASK%7B%7D", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"oxigraph serve exited: {(data / 'server.log').read_text()}")
-                time.sleep(0.05)
+        wait_until_answering(f"{url}/query?query=ASK%7B%7D", proc, data / "server.log", "oxigraph serve", 30)
         yield url
     finally:
         proc.terminate()

@@ -33,7 +33,8 @@ from registry.rdfstore.remote import RemoteStore
 from registry.service import Registry
 from registry.sparql import analyze
 from tests.conftest import BASE, ORG, graph, new_ctid, organization
-from tests.test_rdfstore import SLOW, _free_port, oxigraph_server  # noqa: F401 - the session fixture
+from tests.servers import free_port
+from tests.test_rdfstore import SLOW, oxigraph_server  # noqa: F401 - the session fixture
 
 CT = "https://purl.org/ctdl/terms/"
 META = meta_graph_iri(BASE)
@@ -542,7 +543,7 @@ def test_openapi_lists_the_routes(client: TestClient) -> None:
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("live")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CREDREG_DATA_DIR": str(data), "CREDREG_PORT": str(port),
            "CREDREG_LOG_LEVEL": "warning", "CREDREG_DURABLE": "false"}
     credreg = str(Path(sys.executable).parent / "credreg")

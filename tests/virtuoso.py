@@ -5,10 +5,8 @@ that both modules share one server."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +14,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+
+from tests.servers import free_port, wait_until_answering
 
 # The graphs a new Virtuoso 7.2.5 database holds: its mappings, the LDP vocabulary, its service
 # description. The fixture makes them private, as README says for a deployment.
@@ -56,12 +56,6 @@ MaxQueryExecutionTime = 10
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def isql(port: int, sql: str) -> None:
     """Run SQL as dba (the throw-away server keeps its default password)."""
     done = subprocess.run(["isql-vt", f"127.0.0.1:{port}", "dba", "dba", f"exec={sql}"],
@@ -80,7 +74,7 @@ def running_virtuoso(max_rows: int = 1_000_000) -> Iterator[tuple[str, int]]:
         pytest.skip("Virtuoso is not installed (Debian: apt-get install virtuoso-opensource-7-bin, "
                     "which scripts/test.sh does as root)")
     data = Path(tempfile.mkdtemp(prefix="credreg-virtuoso-"))
-    sql_port, http_port = _free_port(), _free_port()
+    sql_port, http_port = free_port(), free_port()
     (data / "virtuoso.ini").write_text(VIRTUOSO_INI.format(d=data, sql_port=sql_port, http_port=http_port,
                                                            max_rows=max_rows))
     log = open(data / "server.log", "wb")  # noqa: SIM115 - closed below
@@ -88,16 +82,8 @@ def running_virtuoso(max_rows: int = 1_000_000) -> Iterator[tuple[str, int]]:
                             stdout=log, stderr=log, cwd=data)
     url = f"http://127.0.0.1:{http_port}"
     try:
-        for _ in range(1200):  # a first start creates the database: a few seconds
-            try:
-                urllib.request.urlopen(f"{url}/sparql?query=ASK%7B%7D", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"virtuoso-t exited: {(data / 'server.log').read_text()}")
-                time.sleep(0.05)
-        else:
-            pytest.fail(f"virtuoso-t did not answer within 60 s: {(data / 'server.log').read_text()}")
+        # A first start creates the database: a few seconds.
+        wait_until_answering(f"{url}/sparql?query=ASK%7B%7D", proc, data / "server.log", "virtuoso-t", 60)
         # Virtuoso's own graphs become private, as README says for a deployment; and, only on this
         # throw-away server, the anonymous SPARQL user may write (see remote.py).
         request = urllib.request.Request(f"{url}/sparql", headers={"Accept": "text/csv"}, data=urlencode(
