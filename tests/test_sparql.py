@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gzip
 import io
 import os
 import shutil
@@ -334,6 +335,50 @@ def test_skolemize_leaves_literals_alone() -> None:
     assert out == ('<http://r/.well-known/genid/ce-1/b0> <http://p> "text with _:b1 inside" .\n'
                    '<http://s> <http://q> <http://r/.well-known/genid/ce-1/b0> .\n'
                    '<http://r/.well-known/genid/ce-1/x.y-z> <http://p> "a _:b2 ." .\n')
+
+
+def _skolemized_by_oxigraph(ntriples: str, base: str, ctid: str) -> set[ox.Triple]:
+    """The reference: every blank node that Oxigraph's parser reads, as its skolem IRI."""
+    def term(t: Any) -> Any:
+        return ox.NamedNode(f"{base}/.well-known/genid/{ctid}/{t.value}") if isinstance(t, ox.BlankNode) else t
+    return {ox.Triple(term(q.subject), q.predicate, term(q.object))
+            for q in ox.parse(ntriples, format=ox.RdfFormat.N_TRIPLES)}
+
+
+@pytest.mark.parametrize("line", [
+    '<http://s> <http://p> "Welding level _:b1"@en-us .',
+    '<http://s> <http://p> "ends in _:x" .',
+    '<http://s> <http://p> "ends in _:x"@en .',
+    '<http://s> <http://p> "ends in _:x"^^<http://www.w3.org/2001/XMLSchema#string> .',
+    '<http://s> <http://p> "a _:b1 . in the middle" .',
+    '<http://s> <http://p> "two\\n_:b1 <http://p> _:b2 .\\n lines" .',
+    '<http://s> <http://p> <http://x/_:b1> .',
+    '<http://s> <http://p> <urn:x:_:b1> .',
+    '<http://s/_:b0> <http://p> "x"^^<http://d/_:b1> .',
+    '_:b0 <http://p> "_:b1" .',
+    '_:a.b-c <http://p> _:\u00e9t\u00e9_1 .',
+    '_:b0 <http://p> "x _:b1" .\n_:b1 <http://p> _:b0 .',
+])
+def test_skolemize_rewrites_blank_nodes_only(line: str) -> None:
+    nt = line + "\n"
+    out = skolemize(nt, "http://r", "ce-1")
+    assert {q.triple for q in ox.parse(out, format=ox.RdfFormat.N_TRIPLES)} == _skolemized_by_oxigraph(
+        nt, "http://r", "ce-1")
+
+
+def test_a_name_ending_in_a_blank_node_label_is_published_and_dumped(
+        rdf_client: tuple[TestClient, Registry], rdf_headers: dict[str, str], tmp_path: Path) -> None:
+    from registry.dumps import write_dump
+
+    client, registry = rdf_client
+    ctid = new_ctid()
+    publish(client, rdf_headers, graph(ctid, name="Welding level _:b1"))
+    assert ask(client, f'GRAPH <{BASE}/graph/{ctid}> {{ ?s <{CT}name> "Welding level _:b1"@en-us }}')
+    dump = write_dump(registry, tmp_path / "dumps")
+    with gzip.open(tmp_path / "dumps" / dump.files["nquads"]["name"], "rb") as fh:
+        quads = list(ox.parse(fh.read(), format=ox.RdfFormat.N_QUADS))
+    assert ox.Literal("Welding level _:b1", language="en-us") in {
+        q.object for q in quads if q.graph_name == ox.NamedNode(f"{BASE}/graph/{ctid}")}
 
 
 # --- the protocol -------------------------------------------------------------------------------

@@ -39,10 +39,18 @@ OWL_VERSION_INFO = "http://www.w3.org/2002/07/owl#versionInfo"
 CTID = "https://purl.org/ctdl/terms/ctid"
 _TYPE_PREFIXES = {"ceterms": "https://purl.org/ctdl/terms/", "ceasn": "https://purl.org/ctdlasn/terms/",
                   "qdata": "https://purl.org/ctdl/qdata/", "schema": "https://schema.org/"}
-# N-Triples as ctdl.rdf writes it: a blank node is a subject at the start of a line or an object
-# just before " ." at its end; "_:" anywhere else is inside a literal and stays as it is.
-_SUBJECT = re.compile(r"^_:(\S+) ", re.MULTILINE)
-_OBJECT = re.compile(r" _:(\S+) \.$", re.MULTILINE)
+# N-Triples keeps a triple on one line (a literal escapes its line breaks), so a blank node is the
+# subject at the start of a line or the object just before " ." at its end. The label must follow
+# the N-Triples BLANK_NODE_LABEL grammar: it then cannot hold '"', '@', '^', '>' or a space, so the
+# end of a literal ("... _:b1"@en .) or of an IRI (<...:_:b1> .) is never taken for a blank node;
+# "_:" anywhere else is inside a literal or an IRI and stays as it is.
+_PN_CHARS_U = ("A-Za-z_:\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u02FF\u0370-\u037D\u037F-\u1FFF"
+               "\u200C-\u200D\u2070-\u218F\u2C00-\u2FEF\u3001-\uD7FF\uF900-\uFDCF\uFDF0-\uFFFD"
+               "\U00010000-\U000EFFFF")
+_PN_CHARS = _PN_CHARS_U + "\\-0-9\u00B7\u0300-\u036F\u203F-\u2040"
+_LABEL = f"([{_PN_CHARS_U}0-9](?:[{_PN_CHARS}.]*[{_PN_CHARS}])?)"
+_SUBJECT = re.compile(f"^_:{_LABEL} ", re.MULTILINE)
+_OBJECT = re.compile(f" _:{_LABEL} \\.$", re.MULTILINE)
 _SAFE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*\Z")
 _SAFE_IRI = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20<>"{}|^`\\]*\Z')
 
