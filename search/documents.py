@@ -296,12 +296,11 @@ class _Builder:
 
     # --- places, cost, time --------------------------------------------------------------------
     def _places(self) -> list[dict[str, Any]]:
+        """Where the record is offered or located (`availableAt`, addresses): states, the points
+        `near` matches and the card's locations. Jurisdictions add states only (`_jurisdictions`)."""
         d = self.doc
-        places = [p for prop in _PLACE_PROPS for p in self.g.nodes_of(self.main, prop)]
-        for jurisdiction in self.g.nodes_of(self.main, "ceterms:jurisdiction"):
-            places += list(self.g.nodes_of(jurisdiction, "ceterms:mainJurisdiction"))
         out = []
-        for place in places:
+        for place in (p for prop in _PLACE_PROPS for p in self.g.nodes_of(self.main, prop)):
             country = first_text(place.get("ceterms:addressCountry"))
             state = state_code(first_text(place.get("ceterms:addressRegion")), country)
             if state and state not in d.state:
@@ -317,7 +316,20 @@ class _Builder:
             if state or locality or point:
                 out.append({"locality": locality, "state": state,
                             "lat": point[0] if point else None, "lon": point[1] if point else None})
+        self._jurisdictions()
         return out[:20]
+
+    def _jurisdictions(self) -> None:
+        """States of the record's main jurisdictions. A jurisdiction is an area, so its coordinates
+        (a region's centroid: "North America" lies in North Dakota) are no point for `near`; its
+        exceptions add nothing, nor does a global one."""
+        for profile in self.g.nodes_of(self.main, "ceterms:jurisdiction"):
+            if _true(profile.get("ceterms:globalJurisdiction")):
+                continue
+            for place in self.g.nodes_of(profile, "ceterms:mainJurisdiction"):
+                state = _jurisdiction_state(place)
+                if state and state not in self.doc.state:
+                    self.doc.state.append(state)
 
     def _cost(self) -> dict[str, Any] | None:
         best: tuple[float, str | None] | None = None
@@ -425,6 +437,22 @@ def _ctdl_types(classes: tuple[str, ...]) -> tuple[str, ...]:
     for t in classes:
         out |= schema.lineage(t) or {t}
     return tuple(sorted(t for t in out if t.startswith(CTDL_PREFIXES)))
+
+
+def _jurisdiction_state(place: Node) -> str | None:
+    """The state a jurisdiction's place is: its address region or, without one, its name
+    (jurisdictions are usually a named place with a GeoNames URI: "Ohio")."""
+    country = first_text(place.get("ceterms:addressCountry"))
+    if state := state_code(first_text(place.get("ceterms:addressRegion")), country):
+        return state
+    for _, name in texts(place.get("ceterms:name")):
+        if state := state_code(name, country):
+            return state
+    return None
+
+
+def _true(value: Any) -> bool:
+    return any(v is True or (isinstance(v, str) and v.strip().lower() == "true") for v in as_list(value))
 
 
 def _date(day: int | None) -> str | None:

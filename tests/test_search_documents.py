@@ -87,6 +87,57 @@ def test_occupations_industries_and_jurisdiction_exceptions(registry: Registry) 
     assert d.state == []  # Oregon is a jurisdiction *exception*, not where it is offered
 
 
+def jurisdiction(*main: dict, exceptions: list[dict] = (), global_: bool | None = False) -> dict:
+    out: dict = {"@type": "ceterms:JurisdictionProfile", "ceterms:mainJurisdiction": list(main)}
+    if global_ is not None:
+        out["ceterms:globalJurisdiction"] = global_
+    if exceptions:
+        out["ceterms:jurisdictionException"] = list(exceptions)
+    return out
+
+
+def named_place(name: str, geonames: int, **props: object) -> dict:
+    return {"@type": "ceterms:Place", "ceterms:name": {"en-US": name},
+            "ceterms:geoURI": f"http://geonames.org/{geonames}/", **props}
+
+
+def doc_with(**props: object) -> SearchDocument:
+    org, cred = ctid(), ctid()
+    found = derive(Graph(credential(cred, "Welding", org, **props)), cred, "2026-01-01T00:00:00Z",
+                   Resolver(organization(org, "College")), TODAY)
+    assert found is not None
+    return found
+
+
+def test_jurisdiction_states_from_region_or_name() -> None:
+    d = doc_with(**{"ceterms:jurisdiction": [
+        jurisdiction(named_place("Ohio", 5165418), named_place("DC", 4138106),
+                     named_place("Commonwealth of Puerto Rico", 4566966),
+                     exceptions=[named_place("Kentucky", 6254925)]),
+        jurisdiction({"@type": "ceterms:Place", "ceterms:addressRegion": {"en-US": "Indiana"},
+                      "ceterms:name": {"en-US": "Hoosier State"}}),
+        jurisdiction(named_place("Ontario", 6093943, **{"ceterms:addressCountry": {"en-US": "Canada"}}),
+                     named_place("United States", 6252001), global_=None)]})
+    assert d.state == ["OH", "DC", "PR", "IN"] and d.card["states"] == d.state
+    assert d.points == [] and d.geo == [] and d.card["locations"] == []
+
+
+def test_global_jurisdiction_adds_no_state() -> None:
+    d = doc_with(**{"ceterms:jurisdiction": [jurisdiction(place("Texas"), global_=True)]})
+    assert d.state == []
+
+
+def test_jurisdiction_coordinates_are_no_point_for_near() -> None:
+    # A region's centroid, as published (credential-registry/4_import.json): "North America" at a
+    # point in North Dakota. The credential is not offered there; only its campus is a point.
+    north_america = {"@type": "ceterms:GeoCoordinates", "ceterms:geoURI": "http://geonames.org/6255149/",
+                     "ceterms:latitude": "46.07323", "ceterms:longitude": "-100.54688"}
+    d = doc_with(**{"ceterms:jurisdiction": [jurisdiction(north_america)],
+                    "ceterms:availableAt": [place("Ohio", 39.7, -84.2, locality="Dayton")]})
+    assert d.points == [(39.7, -84.2)] and d.state == ["OH"]
+    assert d.card["locations"] == [{"locality": "Dayton", "state": "OH", "lat": 39.7, "lon": -84.2}]
+
+
 def test_region_as_code(registry: Registry) -> None:
     d = doc_of(registry, RA / "CareerBridge_Credential_WithAggregateDataProfile_API_Output.json")
     assert d.state == ["WA"] and d.duration == 9.0 and d.status == ["Active"]
