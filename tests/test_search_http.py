@@ -3,6 +3,7 @@ names it, limits hold, cursors are tamper-evident, and the routes are in /openap
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -132,3 +133,31 @@ def test_facet_labels_follow_a_rename(client: TestClient) -> None:
     assert client.get("/search", params=params).json()["labels"]["owner"][org] == "Old College Name"
     registry.publish(registry.prepare(orjson.dumps(organization(org, "New College Name"))), None, mode="import")
     assert client.get("/search", params=params).json()["labels"]["owner"][org] == "New College Name"
+
+
+def test_search_reads_its_own_writes_through_http_publishes(client: TestClient,
+                                                            make_key: Callable[..., str]) -> None:
+    # The search routes wait at the projector's barrier (registry/wiring.py), so what a PUT or
+    # DELETE has answered is in the very next search, a rename of the owner included.
+    org, cred = ctid(), ctid()
+    headers = {"Authorization": f"Bearer {make_key(org)}", "Content-Type": "application/ld+json"}
+
+    def put(doc: dict, **extra: str) -> str:
+        response = client.put(f"/graph/{doc['@graph'][0]['ceterms:ctid']}", content=orjson.dumps(doc),
+                              headers={**headers, **extra})
+        assert response.status_code in (200, 201), response.text
+        return response.headers["etag"]
+
+    def found() -> list[dict]:
+        response = client.get("/search", params={"q": "welding", "kind": "credential"})
+        assert response.status_code == 200, response.text
+        return response.json()["results"]
+
+    org_etag = put(organization(org, "Old College Name"))
+    cred_etag = put(credential(cred, "Welding Cert", org))
+    assert [(r["ctid"], r["owner"]) for r in found()] == [(cred, [{"ctid": org, "name": "Old College Name"}])]
+    put(organization(org, "New College Name"), **{"If-Match": org_etag})
+    assert [r["owner"] for r in found()] == [[{"ctid": org, "name": "New College Name"}]]
+    deleted = client.delete(f"/graph/{cred}", headers={**headers, "If-Match": cred_etag})
+    assert deleted.status_code == 200, deleted.text
+    assert found() == []
