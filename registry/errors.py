@@ -56,6 +56,8 @@ QueryTimedOut = _error("QueryTimedOut", 503, "query-timeout", "The query ran out
 ResultCapExceeded = _error("ResultCapExceeded", 400, "result-too-large",
                            "The result is larger than the endpoint returns")
 MalformedQuery = _error("MalformedQuery", 400, "malformed-query", "The query does not parse")
+FederatedQueryRefused = _error("FederatedQueryRefused", 400, "sparql-service-refused",
+                               "This endpoint does not run federated queries (SERVICE)")
 
 
 class ValidationFailed(RegistryError):

@@ -8,8 +8,11 @@
   JSON-LD or RDF/XML (rdflib's SPARQLStore and SPARQLWrapper ask for RDF/XML by default), chosen
   by Accept with q-values, or `format=`.
 - GET without a query: the SPARQL Service Description (HTML for browsers: a query form).
-- Updates are refused (403). Queries run in a worker thread, and the triple store stops them at
-  the time limit (see registry/rdfstore/oxigraph.py for how); over-large results get 400.
+- Updates are refused (403), and so are federated queries (SERVICE, 400) before they reach any
+  backend: the engine would send requests wherever the query says, internal addresses included,
+  and neither pyoxigraph 0.5 nor a remote server can be told not to. Queries run in a worker
+  thread, and the triple store stops them at the time limit (see registry/rdfstore/oxigraph.py
+  for how); over-large results get 400.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from registry import negotiation
 from registry.app import read_body
 from registry.errors import (
     BadRequest,
+    FederatedQueryRefused,
     MalformedQuery,
     NotAcceptable,
     QueryTimedOut,
@@ -145,6 +149,11 @@ class SparqlEndpoint:
         shape = analyze(req.query)
         if shape.form in UPDATE_KEYWORDS:
             raise UpdateRefused(f"{shape.form} is SPARQL Update, which this endpoint does not accept.")
+        if shape.service is not None:
+            raise FederatedQueryRefused(
+                f"SERVICE {shape.service}: this endpoint does not send queries to other endpoints. "
+                "Run the federated query in your own client or SPARQL engine, with this endpoint "
+                "as one of its services.", service=shape.service, parameter="query")
         solutions_format, graph_format = self._formats(request, shape, req.format)
         dataset = Dataset(req.default_graphs, req.named_graphs,
                           union=not (req.default_graphs or req.named_graphs or shape.has_dataset))
@@ -248,7 +257,6 @@ def service_description(base_uri: str, store: TripleStore, timeout_s: float, max
         ox.Triple(service, n(SD + "endpoint"), service),
         ox.Triple(service, n(SD + "supportedLanguage"), n(SD + "SPARQL11Query")),
         ox.Triple(service, n(SD + "feature"), n(SD + "UnionDefaultGraph")),
-        ox.Triple(service, n(SD + "feature"), n(SD + "BasicFederatedQuery")),
         ox.Triple(service, n(SD + "defaultEntailmentRegime"), n("http://www.w3.org/ns/entailment/Simple")),
         ox.Triple(service, n("http://purl.org/dc/terms/description"), ox.Literal(
             f"Read-only. Each query may run {timeout_s:g} s and return {max_results} rows or triples. "
@@ -280,7 +288,7 @@ def openapi_paths() -> dict[str, Any]:
     ok = {"description": "Query results (SELECT/ASK) or a graph (CONSTRUCT/DESCRIBE)",
           "content": {t: {"schema": {"type": "string"}} for t in (*SOLUTION_FORMATS, *GRAPH_FORMATS)}}
     errors = {str(c): {"description": d, "content": problem} for c, d in (
-        (400, "Malformed query, bad parameter, or result over the cap"),
+        (400, "Malformed query, federated query (SERVICE), bad parameter, or result over the cap"),
         (403, "SPARQL Update refused"), (406, "No acceptable format"),
         (415, "Unsupported request body"), (503, "The query ran out of time"))}
     return {"/sparql": {

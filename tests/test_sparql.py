@@ -8,6 +8,7 @@ import gzip
 import io
 import os
 import shutil
+import socketserver
 import subprocess
 import sys
 import threading
@@ -502,6 +503,69 @@ def test_a_malformed_query_gets_400_with_the_parsers_message(loaded: TestClient)
     assert sparql(loaded, "  ").status_code == 400
 
 
+@pytest.fixture
+def listener() -> Iterator[tuple[str, list[bytes]]]:
+    """A real TCP listener on a free 127.0.0.1 port, keeping what every connection sent."""
+    received: list[bytes] = []
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.settimeout(2)
+            try:
+                received.append(self.request.recv(65536))
+            except OSError:
+                received.append(b"")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/sparql", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("template", "named"), [
+    ("SELECT * WHERE {{ SERVICE <{url}> {{ ?s ?p ?o }} }}", "<{url}>"),
+    ("select * where {{ ?a ?b ?c OPTIONAL {{ service silent <{url}> {{ ?s ?p ?o }} }} }}", "<{url}>"),
+    ("PREFIX x: <{url}#> SELECT * WHERE {{ SERVICE x:e {{ ?s ?p ?o }} }}", "x:e"),
+    ("SELECT * WHERE {{ VALUES ?e {{ <{url}> }} SERVICE ?e {{ ?s ?p ?o }} }}", "?e"),
+    ("ASK {{ SERVICE<{url}>{{ ?s ?p ?o }} }}", "<{url}>"),
+])
+def test_federated_queries_are_refused_before_they_reach_the_store(
+        rdf_client: tuple[TestClient, Registry], listener: tuple[str, list[bytes]], template: str,
+        named: str) -> None:
+    client, _ = rdf_client
+    url, received = listener
+    query, named = template.format(url=url), named.format(url=url)
+    for response in (sparql(client, query),
+                     client.post("/sparql", content=query, headers={"Content-Type": "application/sparql-query"})):
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["type"] == "urn:credreg:problem:sparql-service-refused"
+        assert problem["service"] == named and named in problem["detail"]
+    time.sleep(0.3)
+    assert received == []
+
+
+@pytest.mark.parametrize("template", [
+    'SELECT ?n WHERE {{ ?s <{ct}name> ?n FILTER(?n != "SERVICE <{url}> {{ }}") }}',
+    "SELECT ?n WHERE {{ ?s <{ct}name> ?n }} # SERVICE <{url}> {{ ?s ?p ?o }}",
+    "SELECT ?n WHERE {{ ?s <{ct}name> ?n FILTER(?s != <{url}/SERVICE>) }}",
+    "PREFIX service: <{url}#> SELECT ?service WHERE {{ ?service <{ct}name> ?n FILTER(?n != service:x) }}",
+    "SELECT ?n WHERE {{ ?s <{ct}name> ?n FILTER(?n != 'x'@service) }}",
+])
+def test_service_in_a_string_an_iri_a_name_or_a_comment_is_not_refused(
+        rdf_client: tuple[TestClient, Registry], rdf_headers: dict[str, str],
+        listener: tuple[str, list[bytes]], template: str) -> None:
+    client, _ = rdf_client
+    url, received = listener
+    publish(client, rdf_headers, graph(name="Welding"))
+    assert bindings(sparql(client, template.format(url=url, ct=CT)))
+    assert received == []
+
+
 @pytest.mark.parametrize("query", ["\x00\x01", "SELECT * WHERE { ?s ?p \"\\uD800\" }", "(((((" * 2000,
                                    "SELECT * WHERE { <" + "a" * 10000, "PREFIX : <http://x/> SELECT ?from WHERE {}"])
 def test_no_input_crashes_the_endpoint(loaded: TestClient, query: str) -> None:
@@ -518,6 +582,7 @@ def test_the_service_description(loaded: TestClient) -> None:
     assert ox.Triple(service, ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type"),
                      ox.NamedNode(sd + "Service")) in triples
     assert ox.Triple(service, ox.NamedNode(sd + "feature"), ox.NamedNode(sd + "UnionDefaultGraph")) in triples
+    assert ox.Triple(service, ox.NamedNode(sd + "feature"), ox.NamedNode(sd + "BasicFederatedQuery")) not in triples
     html = loaded.get("/sparql", headers={"Accept": "text/html"})
     assert html.headers["content-type"].startswith("text/html") and b"<form" in html.content
     assert loaded.get("/sparql", headers={"Accept": "application/ld+json"}).json()
@@ -577,6 +642,19 @@ def test_a_slow_query_is_stopped_and_does_not_block_other_requests(tmp_path: Pat
 def test_analyze(query: str, form: str, dataset: bool) -> None:
     shape = analyze(query)
     assert (shape.form, shape.has_dataset) == (form, dataset)
+
+
+@pytest.mark.parametrize(("query", "service"), [
+    ("SELECT * WHERE { SERVICE <http://127.0.0.1:1/> { ?s ?p ?o } }", "<http://127.0.0.1:1/>"),
+    ("SELECT * FROM <http://g> WHERE { ?a ?b ?c { Service Silent ?e { } } }", "?e"),
+    ("PREFIX e: <http://e/> SELECT * WHERE { service e:x {} SERVICE <http://y> {} }", "e:x"),
+    ("SELECT * WHERE { SERVICE", "SERVICE"),
+    ('SELECT * WHERE { ?s ?p "SERVICE <http://x> {}" } # SERVICE <http://x> {}', None),
+    ("SELECT ?service WHERE { <http://x/SERVICE> e:SERVICE _:SERVICE FILTER(?o = 'a'@service) }", None),
+    ("SELECT * WHERE { ?s ?p '''\nSERVICE <http://x> {}\n''' }", None),
+])
+def test_analyze_finds_service(query: str, service: str | None) -> None:
+    assert analyze(query).service == service
 
 
 def test_openapi_lists_the_routes(client: TestClient) -> None:
