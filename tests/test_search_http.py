@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from search.query import MAX_QUERY_CHARS, parse
-from tests.search_fixtures import credential, ctid, organization
+from tests.search_fixtures import credential, ctid, organization, ref
 
 BAD = [
     ({"q": "x" * (MAX_QUERY_CHARS + 1)}, "q"),
@@ -161,3 +161,72 @@ def test_search_reads_its_own_writes_through_http_publishes(client: TestClient,
     deleted = client.delete(f"/graph/{cred}", headers={**headers, "If-Match": cred_etag})
     assert deleted.status_code == 200, deleted.text
     assert found() == []
+
+
+def publish_all(client: TestClient, *graphs: dict) -> None:
+    registry = client.app.state.registry
+    for graph in graphs:
+        registry.publish(registry.prepare(orjson.dumps(graph)), None, mode="import")
+
+
+def ctids_of(client: TestClient, **params: str) -> set[str]:
+    response = client.get("/search", params={"limit": "100", **params})
+    assert response.status_code == 200, response.text
+    return {r["ctid"] for r in response.json()["results"]}
+
+
+def test_cip_and_audience_filters_and_facets(client: TestClient) -> None:
+    org, rn, aide, weld = ctid(), ctid(), ctid(), ctid()
+    publish_all(client, organization(org, "College"),
+                credential(rn, "Registered Nursing", org, cip=["51.3801"], audience=["AssociatesDegreeLevel"]),
+                credential(aide, "Nurse Aide", org, cip=["51-3902"],
+                           audience=["PostSecondaryLevel", "AssociatesDegreeLevel"]),
+                credential(weld, "Welding", org, cip=["48.0508"]))
+    assert ctids_of(client, cip="51") == {rn, aide} and ctids_of(client, cip="51.39") == {aide}
+    assert ctids_of(client, cip="48.0508") == {weld}
+    assert ctids_of(client, audience="AssociatesDegreeLevel") == {rn, aide}
+    assert ctids_of(client, audience="audLevel:PostSecondaryLevel") == {aide}
+    facets = client.get("/search", params={"kind": "credential", "facets": "cip,audience"}).json()["facets"]
+    assert facets["cip"] == {"51": 2, "48": 1}  # families only
+    assert facets["audience"] == {"AssociatesDegreeLevel": 2, "PostSecondaryLevel": 1}
+    # Multi-select: the cip facet ignores its own filter, the audience facet counts within it.
+    body = client.get("/search", params={"cip": "48", "facets": "cip,audience"}).json()
+    assert body["total"] == 1 and body["facets"]["cip"] == {"51": 2, "48": 1}
+    assert body["facets"]["audience"] == {}
+
+
+def test_alternate_names_are_found_by_q(client: TestClient) -> None:
+    org, cna = ctid(), ctid()
+    publish_all(client, organization(org, "College"), credential(
+        cna, "Certified Nursing Assistant", org,
+        **{"ceterms:alternateName": {"en-US": ["STNA", "State Tested Nurse Aide"], "es": ["Auxiliar"]}}))
+    assert ctids_of(client, q="stna") == {cna}
+    assert ctids_of(client, q="tested aide") == {cna}
+    assert ctids_of(client, q="auxiliar") == {cna}
+    assert [s["ctid"] for s in client.get("/search/suggest", params={"q": "stn"}).json()["suggestions"]] == [cna]
+
+
+def test_quality_assurance_by_recognition_and_regulation(client: TestClient) -> None:
+    college, board, state, recognized, regulated, plain = (ctid() for _ in range(6))
+    qa_type = "ceterms:QACredentialOrganization"
+    publish_all(
+        client, organization(college, "College"),
+        organization(board, "National Nursing Board", type_=qa_type),
+        organization(state, "Ohio Board of Nursing", type_=qa_type),
+        credential(recognized, "Nurse Aide", college, **{"ceterms:recognizedBy": [ref(board)]}),
+        credential(regulated, "Practical Nurse License", college, type_="ceterms:License", **{
+            "ceterms:regulatedIn": [{"@type": "ceterms:JurisdictionProfile",
+                                     "ceterms:mainJurisdiction": [{"@type": "ceterms:Place",
+                                                                   "ceterms:name": {"en-US": "Ohio"}}],
+                                     "ceterms:assertedBy": [ref(state)]}]}),
+        credential(plain, "Phlebotomy", college, **{"ceterms:regulatedBy": [ref(state)]}))
+    assert ctids_of(client, qa=board) == {recognized}
+    assert ctids_of(client, qa=state) == {regulated, plain}
+    assert ctids_of(client, qa=f"{board},{state}") == {recognized, regulated, plain}
+    body = client.get("/search", params={"kind": "credential", "facets": "qa"}).json()
+    assert body["facets"]["qa"] == {state: 2, board: 1}
+    assert body["labels"]["qa"] == {state: "Ohio Board of Nursing", board: "National Nursing Board"}
+    cards = {r["ctid"]: r["qa"] for r in body["results"]}
+    assert cards[recognized] == [{"relation": "recognized", "ctid": board, "name": "National Nursing Board"}]
+    assert cards[regulated] == [{"relation": "regulated", "ctid": state, "name": "Ohio Board of Nursing"}]
+    assert cards[plain] == [{"relation": "regulated", "ctid": state, "name": "Ohio Board of Nursing"}]
