@@ -1,8 +1,8 @@
 """GET /search on Elasticsearch/OpenSearch: the typed query as query DSL, and the response parsed
 back. The same semantics as search/tantivy_query.py:
 
-- text: per term, a dis_max of exact term queries (field boosts) or, one edit away, constant-score
-  fuzzy queries at FUZZY_BOOST (so exact matches rank first);
+- text: per term, a dis_max of exact term queries (field boosts) or, one edit away, fuzzy queries
+  in filter context (score 0, so every exact match ranks above every match one edit away);
 - filters: OR within a field (terms), AND across fields; lists as day-block terms; `near` as
   geo_distance on the points;
 - facets, multi-select: filters on fields that are also facets go to `post_filter` (they narrow
@@ -15,7 +15,7 @@ from typing import Any
 
 from search import timeline
 from search.backend import META_ID, Hit, Page, range_agg, sort_facet, threshold_counts
-from search.fields import FUZZY_BOOST, FUZZY_FIELDS, RANGE_FIELDS, TERM_FIELDS, TEXT_FIELDS
+from search.fields import RANGE_FIELDS, TERM_FIELDS, TEXT_FIELDS
 from search.query import SearchQuery
 from search.text import fuzziness
 
@@ -38,12 +38,13 @@ def text_clauses(terms: tuple[str, ...]) -> list[dict[str, Any]]:
         if not fuzziness(term):
             out.append(exact)
             continue
-        fuzzy = {"dis_max": {"tie_breaker": 0.1, "queries": [
-            {"constant_score": {"boost": TEXT_FIELDS[f] * FUZZY_BOOST, "filter": {"fuzzy": {f: {
-                "value": term, "fuzziness": fuzziness(term), "transpositions": True,
-                "prefix_length": 0, "max_expansions": 50}}}}}
-            for f in FUZZY_FIELDS]}}
-        out.append({"bool": {"should": [exact, fuzzy], "minimum_should_match": 1}})
+        # In filter context the fuzzy queries score 0, as Tantivy's typo branch does: a term one
+        # edit away matches, and every exact match ranks above it.
+        typos = {"bool": {"filter": [{"bool": {"minimum_should_match": 1, "should": [
+            {"fuzzy": {f: {"value": term, "fuzziness": fuzziness(term), "transpositions": True,
+                           "prefix_length": 0, "max_expansions": 50}}}
+            for f in TEXT_FIELDS]}}]}}
+        out.append({"bool": {"should": [exact, typos], "minimum_should_match": 1}})
     return out
 
 

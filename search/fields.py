@@ -117,10 +117,6 @@ RANGE_FIELDS: dict[str, RangeField] = {f.param: f for f in (
 FACETABLE = tuple(TERM_FIELDS) + tuple(RANGE_FIELDS)
 TEXT_FIELDS: dict[str, float] = {  # field -> boost
     "names": 4.0, "keywords": 2.0, "occupations": 1.5, "organizations": 1.0, "description": 0.5}
-FUZZY_BOOST = 0.3  # a term one edit away scores below the same term matched exactly
-# Typos are forgiven in what people type names of: expanding every term over long descriptions
-# and organization names too doubled the cost of a common word at 1M documents.
-FUZZY_FIELDS = ("names", "keywords", "occupations")
 SORTS = ("relevance", "name", "newest", "cost", "duration")
 
 

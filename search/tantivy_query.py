@@ -2,7 +2,7 @@
 
 Semantics shared with the Elasticsearch backend (search/elasticsearch_query.py):
 - text: every term must match one of the text fields, exactly (BM25, boosted per field) or one
-  edit away (constant score FUZZY_BOOST x field boost, so exact matches rank first);
+  edit away (scored 0, so every exact match ranks above every match one edit away);
 - filters: OR within a field, AND across fields; lists through day-block terms; `near` through
   cell terms with boundary candidates checked exactly (search/geo.py);
 - facets: multi-select — each facet is counted with every filter except its own.
@@ -28,7 +28,7 @@ from search.backend import (
     sort_facet,
     threshold_counts,
 )
-from search.fields import FUZZY_BOOST, FUZZY_FIELDS, RANGE_FIELDS, TERM_FIELDS, TEXT_FIELDS
+from search.fields import RANGE_FIELDS, TERM_FIELDS, TEXT_FIELDS
 from search.query import SearchQuery
 from search.tantivy_schema import RANGE_SLOTS, hits_count, stored_bytes, threshold_slots
 
@@ -68,19 +68,22 @@ class QueryBuilder:
 
     # --- clauses ---------------------------------------------------------------------------------
     def _text(self, terms: tuple[str, ...]) -> list[tantivy.Query]:
-        from search.text import fuzziness
+        from search.text import fuzziness, one_edit_pattern
 
         out = []
         for term in terms:
-            exact = [tantivy.Query.boost_query(tantivy.Query.term_query(self.schema, f, term), boost)
-                     for f, boost in TEXT_FIELDS.items()]
-            alternatives = [tantivy.Query.disjunction_max_query(exact, 0.1)]
-            if fuzziness(term):
-                alternatives.append(tantivy.Query.disjunction_max_query([
-                    tantivy.Query.boost_query(tantivy.Query.fuzzy_term_query(
-                        self.schema, f, term, distance=fuzziness(term), transposition_cost_one=True),
-                        TEXT_FIELDS[f] * FUZZY_BOOST) for f in FUZZY_FIELDS]))
-            out.append(self._bool([(Should, q) for q in alternatives]))
+            exact = tantivy.Query.disjunction_max_query(
+                [tantivy.Query.boost_query(tantivy.Query.term_query(self.schema, f, term), boost)
+                 for f, boost in TEXT_FIELDS.items()], 0.1)
+            if not fuzziness(term):
+                out.append(exact)
+                continue
+            # The terms one edit away, scored 0: they match, and every exact match (BM25 > 0)
+            # ranks above them. Leaving the exact term out of the pattern means its postings are
+            # read once, by the exact branch.
+            pattern = one_edit_pattern(term)
+            typos = self._bool([(Should, tantivy.Query.regex_query(self.schema, f, pattern)) for f in TEXT_FIELDS])
+            out.append(self._bool([(Should, exact), (Should, tantivy.Query.const_score_query(typos, 0.0))]))
         return out
 
     def _filter(self, query: SearchQuery, param: str) -> tantivy.Query:

@@ -107,6 +107,24 @@ def test_typo_one_edit_away_matches_and_ranks_below_exact(env: Env, cat: Catalog
     assert env.ctids(q="nrsg") == set()  # two edits
 
 
+def test_every_exact_match_ranks_above_every_match_one_edit_away(env: Env, cat: Catalog) -> None:  # noqa: F811
+    # "nursing" only in a description still ranks above "Nursng" in a name (the name field's
+    # boost must not lift a typo over an exact match elsewhere).
+    care = ctid()
+    env.publish(credential(care, "Patient Care Technician", cat.college,
+                           description="A first step towards nursing careers in hospitals."))
+    order = [r["ctid"] for r in env.search(q="nursing", kind="credential")["results"]]
+    assert order[-1] == cat.typo
+    assert set(order) == {cat.nurse, cat.rn, cat.bach, care, cat.typo}
+
+
+def test_typos_are_forgiven_in_every_text_field(env: Env, cat: Catalog) -> None:  # noqa: F811
+    assert cat.rn in env.ctids(q="buckey")  # organization name "Buckeye Technical College"
+    assert env.ctids(q="hadns", kind="credential") == cat.credentials  # descriptions: "hands-on training"
+    assert env.ctids(q="fabricaton") == {cat.weld}  # keywords
+    assert env.ctids(q="brazres") == {cat.weld, cat.weld2}  # occupation titles, a transposition
+
+
 def test_highlights(env: Env, cat: Catalog) -> None:  # noqa: F811
     body = env.search(q="nursing assistant")
     first = body["results"][0]

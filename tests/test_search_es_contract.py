@@ -312,11 +312,11 @@ def test_search_request_body() -> None:
             {"term": {"occupations": {"value": "nursng", "boost": 1.5}}},
             {"term": {"organizations": {"value": "nursng", "boost": 1.0}}},
             {"term": {"description": {"value": "nursng", "boost": 0.5}}}]}},
-        {"dis_max": {"tie_breaker": 0.1, "queries": [
-            {"constant_score": {"boost": pytest.approx(b * 0.3), "filter": {"fuzzy": {f: {
-                "value": "nursng", "fuzziness": 1, "transpositions": True, "prefix_length": 0,
-                "max_expansions": 50}}}}}
-            for f, b in (("names", 4.0), ("keywords", 2.0), ("occupations", 1.5))]}}]}}
+        # one edit away, in every text field, in filter context: scored 0, below every exact match
+        {"bool": {"filter": [{"bool": {"minimum_should_match": 1, "should": [
+            {"fuzzy": {f: {"value": "nursng", "fuzziness": 1, "transpositions": True, "prefix_length": 0,
+                           "max_expansions": 50}}}
+            for f in ("names", "keywords", "occupations", "organizations", "description")]}}]}}]}}
     assert body["query"]["bool"]["must"][0] == nursng
     assert body["query"]["bool"]["must"][1] == {"dis_max": {"tie_breaker": 0.1, "queries": [  # "rn": exact only
         {"term": {f: {"value": "rn", "boost": b}}} for f, b in (
