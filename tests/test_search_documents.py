@@ -191,6 +191,32 @@ def test_facts_stated_by_other_records() -> None:
     assert tv_doc.credits == 9.0 and tv_doc.card["transfer"]["from"] == [{"ctid": cred, "name": "Welding Level 1"}]
 
 
+def test_assessment_with_an_embedded_owner(registry: Registry) -> None:
+    d = doc_of(registry, SAMPLES / "credential-registry" / "2_import.json")
+    assert d.kind == "assessment" and d.type == "ceterms:AssessmentProfile"
+    assert d.types == ["ceterms:AssessmentProfile"] and d.name == "Pharmacy Technician Program"
+    assert d.card["owner"] == [{"ctid": None, "name": "Indiana Board of Pharmacy"}]
+    assert d.organizations == ["Indiana Board of Pharmacy"] and d.owner == []
+    assert d.card["description"].startswith("You will be prepared to sit for the Pharmacy Technician")
+    assert d.lang == []  # "English" is no language tag, and the name has no language
+
+
+def test_assessment_delivery_status_and_cost() -> None:
+    org, exam = ctid(), ctid()
+    graph = credential(exam, "Welding Performance Test", org, type_="ceterms:AssessmentProfile", status=None,
+                       places=[place("Ohio", 39.7, -84.2)], price=150, duration="P3M", **{
+                           "ceterms:assessmentDeliveryType": [{"@type": "ceterms:CredentialAlignmentObject",
+                                                               "ceterms:targetNode": "deliveryType:InPerson"}],
+                           "ceterms:lifeCycleStatusType": {"@type": "ceterms:CredentialAlignmentObject",
+                                                           "ceterms:targetNode": "lifeCycle:Active"}})
+    d = derive(Graph(graph), exam, "2026-01-01T00:00:00Z", Resolver(organization(org, "Welding Board")), TODAY)
+    assert d is not None and d.kind == "assessment"
+    assert d.delivery == ["InPerson"] and d.status == ["Active"] and d.card["status"] == "Active"
+    assert d.owner == [org] and d.card["owner"] == [{"ctid": org, "name": "Welding Board"}]
+    assert d.state == ["OH"] and d.points == [(39.7, -84.2)] and d.cost == 150.0
+    assert d.duration == 3.0
+
+
 def test_records_without_search_documents() -> None:
     framework = {"@context": "https://credreg.net/ctdl/schema/context/json", "@graph": [{
         "@id": "http://registry.test/resources/ce-5e3de882-3b49-421b-b623-695c63587f4f",
