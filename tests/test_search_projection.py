@@ -286,12 +286,16 @@ def test_reindex_command_rebuilds(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     registry = Registry(settings_at(tmp_path))
     publish(registry, corpus[:100])
     before = snapshot(registry)
+    changes = registry.store.last_seq() * len(registry.projector.projections)
     registry.close()
     monkeypatch.setenv("CREDREG_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("CREDREG_BASE_URI", BASE)
     monkeypatch.setenv("CREDREG_DURABLE", "false")
     result = CliRunner().invoke(main, ["reindex"])
     assert result.exit_code == 0, result.output
+    # Progress goes to stderr (stdout stays the one-line summary): every change of every projection.
+    assert f"{changes}/{changes}" in result.stderr and "change" in result.stderr
+    assert result.stdout == "reindexed: 2 projections\n" and changes >= 200
     registry = Registry(settings_at(tmp_path))
     try:
         assert snapshot(registry) == before
