@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     rdf_url: str = ""
     sparql_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     sparql_max_results: int = Field(default=100_000, ge=1)
+    # embedded Oxigraph: query worker processes (0: min(4, max(2, CPUs))), and how many queries may
+    # wait for a busy worker; one more gets 503 with Retry-After at once instead of waiting
+    sparql_workers: int = Field(default=0, ge=0, le=32)
+    sparql_queue: int = Field(default=16, ge=0, le=32)
 
     @field_validator("projections")
     @classmethod

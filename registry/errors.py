@@ -56,6 +56,7 @@ QueryTimedOut = _error("QueryTimedOut", 503, "query-timeout", "The query ran out
 ResultCapExceeded = _error("ResultCapExceeded", 400, "result-too-large",
                            "The result is larger than the endpoint returns")
 MalformedQuery = _error("MalformedQuery", 400, "malformed-query", "The query does not parse")
+SparqlBusy = _error("SparqlBusy", 503, "sparql-busy", "Every query worker is busy")
 FederatedQueryRefused = _error("FederatedQueryRefused", 400, "sparql-service-refused",
                                "This endpoint does not run federated queries (SERVICE)")
 

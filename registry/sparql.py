@@ -12,7 +12,8 @@
   backend: the engine would send requests wherever the query says, internal addresses included,
   and neither pyoxigraph 0.5 nor a remote server can be told not to. Queries run in a worker
   thread, and the triple store stops them at the time limit (see registry/rdfstore/oxigraph.py
-  for how); over-large results get 400.
+  for how); over-large results get 400. When every query worker of the embedded store is busy
+  and `CREDREG_SPARQL_QUEUE` queries already wait for one, the next gets 503 with Retry-After.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from registry import negotiation
-from registry.app import read_body
+from registry.app import problem_response, read_body
 from registry.errors import (
     BadRequest,
     FederatedQueryRefused,
@@ -39,6 +40,7 @@ from registry.errors import (
     QueryTimedOut,
     ResultCapExceeded,
     ServiceUnavailable,
+    SparqlBusy,
     UnsupportedMediaType,
     UpdateRefused,
 )
@@ -58,6 +60,7 @@ from registry.rdfstore import (
     QuerySyntaxError,
     QueryTimeout,
     ResultTooLarge,
+    StoreBusy,
     StoreUnavailable,
     TripleStore,
 )
@@ -83,7 +86,11 @@ _FORMAT_PARAM = {"json": RESULTS_JSON, "xml": RESULTS_XML, "csv": CSV, "tsv": TS
 _TEXT = {CSV, TSV, TURTLE, NTRIPLES, NQUADS}
 SD = "http://www.w3.org/ns/sparql-service-description#"
 # Threads only wait here (the work is in the store's worker processes or on the remote server).
-_EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="credreg-sparql")
+# Enough for the most the embedded store admits (32 workers and 32 waiting, see config.py), so no
+# query waits here, outside its time limit.
+_EXECUTOR = ThreadPoolExecutor(max_workers=64, thread_name_prefix="credreg-sparql")
+# Retry-After when every worker is busy and the queue is full (slow queries end within the limit).
+RETRY_AFTER_S = 5
 FORMATS_NS = "http://www.w3.org/ns/formats/"
 
 
@@ -170,6 +177,11 @@ class SparqlEndpoint:
                                 "values), or download a dump.", limit_s=self.settings.sparql_timeout_s) from None
         except ResultTooLarge as exc:
             raise ResultCapExceeded(str(exc), limit=self.settings.sparql_max_results) from None
+        except StoreBusy as exc:
+            response = problem_response(SparqlBusy(f"{exc} Retry in a few seconds.",
+                                                   retry_after_s=RETRY_AFTER_S), request.url.path)
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
         except StoreUnavailable as exc:
             raise ServiceUnavailable(str(exc)) from None
         media = result.media_type
@@ -290,7 +302,8 @@ def openapi_paths() -> dict[str, Any]:
     errors = {str(c): {"description": d, "content": problem} for c, d in (
         (400, "Malformed query, federated query (SERVICE), bad parameter, or result over the cap"),
         (403, "SPARQL Update refused"), (406, "No acceptable format"),
-        (415, "Unsupported request body"), (503, "The query ran out of time"))}
+        (415, "Unsupported request body"),
+        (503, "The query ran out of time, or every query worker is busy (with Retry-After)"))}
     return {"/sparql": {
         "get": {"summary": "SPARQL 1.1 query (read-only), or the Service Description without a query",
                 "parameters": params, "responses": {"200": ok, **errors}},

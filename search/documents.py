@@ -320,10 +320,12 @@ class _Builder:
         return out[:20]
 
     def _jurisdictions(self) -> None:
-        """States of the record's main jurisdictions. A jurisdiction is an area, so its coordinates
-        (a region's centroid: "North America" lies in North Dakota) are no point for `near`; its
-        exceptions add nothing, nor does a global one."""
-        for profile in self.g.nodes_of(self.main, "ceterms:jurisdiction"):
+        """States of the record's main jurisdictions, where it applies (`jurisdiction`) and where it
+        is offered (`offeredIn`). A jurisdiction is an area, so its coordinates (a region's
+        centroid: "North America" lies in North Dakota) are no point for `near`; its exceptions
+        add nothing, nor does a global one."""
+        for profile in [*self.g.nodes_of(self.main, "ceterms:jurisdiction"),
+                        *self.g.nodes_of(self.main, "ceterms:offeredIn")]:
             if _true(profile.get("ceterms:globalJurisdiction")):
                 continue
             for place in self.g.nodes_of(profile, "ceterms:mainJurisdiction"):

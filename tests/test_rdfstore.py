@@ -34,6 +34,7 @@ from registry.rdfstore import (
     QueryTimeout,
     RdfDataError,
     ResultTooLarge,
+    StoreBusy,
     StoreUnavailable,
     TripleStore,
     dataset_iri,
@@ -397,6 +398,45 @@ def test_a_slow_query_does_not_hold_up_a_fast_one(tmp_path: Path) -> None:
         assert store.query(f'ASK {{ ?s <{P}> "v2" }}').body.endswith(b"true}")
         assert time.monotonic() - start < 2
         slow.join()
+    finally:
+        store.close()
+
+
+def test_a_query_past_the_queue_bound_is_refused_at_once(tmp_path: Path) -> None:
+    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=1, max_waiting=1)
+    try:
+        _fill(store)
+        store.query("ASK { ?s ?p ?o }")  # the pool is up
+        fast = f'ASK {{ ?s <{P}> "v2" }}'
+        with ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(store.query, SLOW, timeout_s=3)
+            time.sleep(0.3)
+            waiting = pool.submit(store.query, fast, timeout_s=20)  # the one place in the queue
+            time.sleep(0.3)
+            start = time.monotonic()
+            with pytest.raises(StoreBusy):
+                store.query(fast, timeout_s=20)
+            assert time.monotonic() - start < 1
+            with pytest.raises(QueryTimeout):
+                slow.result()
+            assert waiting.result().body.endswith(b"true}")  # it ran once the slow one was stopped
+        assert store.query(fast).body.endswith(b"true}")
+    finally:
+        store.close()
+
+
+def test_without_a_queue_bound_a_query_waits_for_a_worker(tmp_path: Path) -> None:
+    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=1)
+    try:
+        _fill(store)
+        store.query("ASK { ?s ?p ?o }")
+        with ThreadPoolExecutor(3) as pool:
+            slow = pool.submit(store.query, SLOW, timeout_s=2)
+            time.sleep(0.3)
+            waiting = [pool.submit(store.query, f'ASK {{ ?s <{P}> "v{i}" }}', timeout_s=20) for i in (1, 2)]
+            with pytest.raises(QueryTimeout):
+                slow.result()
+            assert all(w.result().body.endswith(b"true}") for w in waiting)
     finally:
         store.close()
 

@@ -122,6 +122,12 @@ def test_jurisdiction_states_from_region_or_name() -> None:
     assert d.points == [] and d.geo == [] and d.card["locations"] == []
 
 
+def test_states_where_it_is_offered() -> None:
+    d = doc_with(**{"ceterms:offeredIn": [jurisdiction(named_place("Kentucky", 6254925),
+                                                       exceptions=[named_place("Ohio", 5165418)])]})
+    assert d.state == ["KY"]
+
+
 def test_global_jurisdiction_adds_no_state() -> None:
     d = doc_with(**{"ceterms:jurisdiction": [jurisdiction(place("Texas"), global_=True)]})
     assert d.state == []

@@ -629,6 +629,48 @@ def test_a_slow_query_is_stopped_and_does_not_block_other_requests(tmp_path: Pat
         registry.close()
 
 
+def test_sparql_workers_and_queue_are_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CREDREG_SPARQL_WORKERS=1 and CREDREG_SPARQL_QUEUE=0: while one slow query runs, the next
+    gets 503 with Retry-After at once instead of waiting out the time limit."""
+    monkeypatch.setenv("CREDREG_SPARQL_WORKERS", "1")
+    monkeypatch.setenv("CREDREG_SPARQL_QUEUE", "0")
+    settings = Settings(data_dir=tmp_path / "d", base_uri=BASE, durable=False, sparql_timeout_s=3)
+    assert (settings.sparql_workers, settings.sparql_queue) == (1, 0)
+    registry = Registry(settings)
+    try:
+        registry.import_many([("a", orjson.dumps(graph(name=f"N{i}"))) for i in range(60)], lambda *a: None)
+
+        async def scenario() -> tuple[Any, float, Any, Any]:
+            transport = httpx2.ASGITransport(app=create_app(registry))
+            async with httpx2.AsyncClient(transport=transport, base_url=BASE, timeout=60) as http:
+                assert (await http.get("/sparql", params={"query": "ASK {}"})).status_code == 200
+                slow = asyncio.create_task(http.get("/sparql", params={"query": SLOW}))
+                await asyncio.sleep(0.5)
+                start = time.monotonic()
+                busy = await http.get("/sparql", params={"query": "ASK { ?s ?p ?o }"})
+                busy_after = time.monotonic() - start
+                slow_response = await slow
+                return busy, busy_after, slow_response, await http.get("/sparql", params={"query": "ASK {}"})
+
+        busy, busy_after, slow_response, later = asyncio.run(scenario())
+        assert busy.status_code == 503 and busy_after < 1
+        assert busy.headers["content-type"] == "application/problem+json"
+        assert busy.json()["type"] == "urn:credreg:problem:sparql-busy"
+        assert int(busy.headers["Retry-After"]) > 0
+        assert slow_response.json()["type"] == "urn:credreg:problem:query-timeout"
+        assert later.status_code == 200
+    finally:
+        registry.close()
+
+
+def test_the_default_number_of_query_workers_is_unchanged() -> None:
+    settings = Settings(base_uri=BASE)
+    assert settings.sparql_workers == 0  # OxigraphStore: min(4, max(2, CPUs))
+    from registry.rdfstore.oxigraph import default_workers
+
+    assert default_workers() == min(4, max(2, os.cpu_count() or 2))
+
+
 @pytest.mark.parametrize(("query", "form", "dataset"), [
     ("SELECT * WHERE { ?s ?p ?o }", "SELECT", False),
     ("prefix ex: <http://e/> # comment with FROM\nconstruct { ?s ex:p ?o } from <http://g> where { ?s ?p ?o }",

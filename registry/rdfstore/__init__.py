@@ -58,6 +58,10 @@ class StoreUnavailable(QueryError):
     """The engine failed or cannot be reached."""
 
 
+class StoreBusy(StoreUnavailable):
+    """Every query worker is busy and the queue waiting for one is full: retry shortly."""
+
+
 class RdfDataError(Exception):
     """The engine rejected the data of a group (a term it cannot parse)."""
 
@@ -227,7 +231,8 @@ def open_triple_store(settings: Settings) -> TripleStore:
     if not url:
         from registry.rdfstore.oxigraph import OxigraphStore
 
-        return OxigraphStore(settings.data_dir / "oxigraph", meta_graph=meta, dataset_iri=ds)
+        return OxigraphStore(settings.data_dir / "oxigraph", meta_graph=meta, dataset_iri=ds,
+                             workers=settings.sparql_workers, max_waiting=settings.sparql_queue)
     if url.startswith(("http://", "https://")):
         from registry.rdfstore.remote import RemoteStore
 

@@ -47,6 +47,7 @@ from registry.rdfstore import (
     QueryTimeout,
     RdfDataError,
     ResultTooLarge,
+    StoreBusy,
     StoreUnavailable,
     group_removal,
     metadata_update,
@@ -60,9 +61,16 @@ _MEMORY_FRACTION = 4  # a worker may use at most 1/4 of physical memory (address
 COMPACT_AFTER_BULK_QUADS = 200_000
 
 
+def default_workers() -> int:
+    return min(4, max(2, os.cpu_count() or 2))
+
+
 class OxigraphStore:
     def __init__(self, path: Path, *, meta_graph: str, dataset_iri: str,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, max_waiting: int | None = None) -> None:
+        """`workers`: query processes (None or 0: min(4, max(2, CPUs))); `max_waiting`: how many queries
+        may wait for a busy worker before the next is refused at once with StoreBusy (None: no
+        bound, each waits until its time limit)."""
         self.path = Path(path)
         self.meta_graph = meta_graph
         self.dataset_iri = dataset_iri
@@ -81,7 +89,7 @@ class OxigraphStore:
         self.compaction_seconds: float | None = None  # the last compaction's duration
         self._position = self._read_position()
         self._snapshots = _Snapshots(self.path.with_name(self.path.name + "-snapshots"))
-        self._pool = _Pool(workers or min(4, max(2, os.cpu_count() or 2)))
+        self._pool = _Pool(workers or default_workers(), max_waiting)
         self._closed = False
 
     # --- writes ---------------------------------------------------------------------------------
@@ -397,8 +405,10 @@ class _Worker:
 
 
 class _Pool:
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_waiting: int | None = None) -> None:
         self.size = size
+        self.max_waiting = max_waiting  # queries that may wait for a worker; None: no bound
+        self._waiting = 0
         # spawn, never fork: the service is multi-threaded and holds RocksDB open.
         self._context = multiprocessing.get_context("spawn")
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
@@ -435,11 +445,7 @@ class _Pool:
         self._start()
         if self._closed:
             raise StoreUnavailable("The triple store is closed.")
-        try:
-            worker = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise QueryTimeout(f"Every query worker stayed busy for the whole time limit "
-                               f"({timeout_s:g} s).") from None
+        worker = self._acquire(deadline, timeout_s)
         snapshot = owner.snapshot()
         try:
             worker.conn.send((str(snapshot.path), job))
@@ -469,6 +475,25 @@ class _Pool:
         if status == "too-large":
             raise ResultTooLarge(payload)
         raise StoreUnavailable(payload)
+
+    def _acquire(self, deadline: float, timeout_s: float) -> _Worker:
+        """An idle worker, waiting for one until the deadline. Why a bound on the waiting: once
+        every worker runs a slow query, a waiting query would hold its client (and a thread) for
+        the whole time limit and then start with little of it left; past the bound, refusing at
+        once lets the client retry later or elsewhere."""
+        with self._lock:
+            if self.max_waiting is not None and self._waiting >= self.max_waiting and self._idle.empty():
+                raise StoreBusy(f"All {self.size} query workers are busy and {self._waiting} "
+                                "queries are waiting for one.")
+            self._waiting += 1
+        try:
+            return self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise QueryTimeout(f"Every query worker stayed busy for the whole time limit "
+                               f"({timeout_s:g} s).") from None
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
     def close(self) -> None:
         with self._lock:
