@@ -125,6 +125,15 @@ def test_typos_are_forgiven_in_every_text_field(env: Env, cat: Catalog) -> None:
     assert env.ctids(q="brazres") == {cat.weld, cat.weld2}  # occupation titles, a transposition
 
 
+def test_long_words_are_typo_tolerant_too(env: Env, cat: Catalog) -> None:  # noqa: F811
+    # 34 letters: past the length at which Tantivy can compile the one-edit pattern.
+    long = ctid()
+    env.publish(credential(long, "Supercalifragilisticexpialidocious Award", cat.college))
+    assert env.ctids(q="supercalifragilisticexpialidocious") == {long}
+    assert env.ctids(q="supercalifragilisticexpialidocous") == {long}  # one letter left out
+    assert env.ctids(q="supercalifragilisticexpialidoc") == set()  # four
+
+
 def test_highlights(env: Env, cat: Catalog) -> None:  # noqa: F811
     body = env.search(q="nursing assistant")
     first = body["results"][0]
