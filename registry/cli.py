@@ -51,6 +51,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     import uvicorn
 
     from registry.app import create_app
+    from registry.dumps import start_refresher
 
     settings = _settings(host=host, port=port)
     logging.basicConfig(level=settings.log_level.upper(),
@@ -61,6 +62,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         click.echo(f"demo data: imported {counts['imported']}, unchanged {counts['unchanged']}, "
                    f"rejected {counts['rejected']}", err=True)
     registry.follow()  # apply what other processes (credreg import, a second server) commit
+    refresher = start_refresher(registry)  # keeps /dumps/latest.* fresh (CREDREG_DUMP_INTERVAL_S)
     app = create_app(registry)
     # What is loaded by now (vocabularies, schemas, contexts) lives as long as the process: out
     # of the cyclic collector's way, whose full passes over it cost ~10% of a search request.
@@ -70,6 +72,8 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         uvicorn.run(app, host=settings.host, port=settings.port,
                     log_level=settings.log_level, proxy_headers=False)
     finally:
+        if refresher is not None:
+            refresher.stop()
         registry.close()
 
 
@@ -251,13 +255,20 @@ def reindex() -> None:
 @click.option("--force", is_flag=True, help="Rewrite a dump that exists for the current sequence.")
 def dump(out_dir: Path | None, keep: int, force: bool) -> None:
     """Write the bulk dumps (N-Quads and JSON-LD zip) at the current change-log sequence."""
-    from registry.dumps import write_dump
+    from registry.dumps import dump_dir, dump_store
+    from registry.store import open_store
 
-    registry = _registry()
+    # The store only: a dump is read from the system of record, so it runs beside `credreg serve`
+    # (whose search index and triple store are locked by it), sharing the dump directory safely.
+    settings = _settings()
+    store = open_store(settings.store_url, durable=settings.durable)
     try:
-        result = write_dump(registry, out_dir, keep=keep, force=force)
+        if settings.auto_migrate:
+            store.upgrade()
+        result = dump_store(store, settings.base_uri, out_dir or dump_dir(settings), keep=keep, force=force)
     finally:
-        registry.close()
+        store.close()
+    assert result is not None  # it waits for another writer of the directory
     click.echo(orjson.dumps(result.as_json(), option=orjson.OPT_INDENT_2).decode())
 
 

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # wait for a busy worker; one more gets 503 with Retry-After at once instead of waiting
     sparql_workers: int = Field(default=0, ge=0, le=32)
     sparql_queue: int = Field(default=16, ge=0, le=32)
+    # dumps: `credreg serve` writes a new one once the newest is this old and records have changed
+    # since (0: only `credreg dump` and the first request for /dumps/latest.* write them)
+    dump_interval_s: float = Field(default=3600.0, ge=0)
 
     @field_validator("projections")
     @classmethod

@@ -191,7 +191,7 @@ def description(registry: Registry, store: TripleStore, stats: Stats) -> list[ox
                 language="en"))]
     for vocabulary in ("http://www.w3.org/ns/prov#", DCT, FOAF, SPDX, "http://www.w3.org/2002/07/owl#"):
         out.append(ox.Triple(meta, n(VOID + "vocabulary"), n(vocabulary)))
-    dumps = list_dumps(dump_dir(registry))
+    dumps = list_dumps(dump_dir(registry.settings))
     for kind, latest in (("nquads", "latest.nq.gz"), ("jsonld", "latest.jsonld.zip")):
         out.append(ox.Triple(ds, n(VOID + "dataDump"), n(f"{base}/dumps/{latest}")))
         if not dumps:
@@ -218,7 +218,7 @@ def _html(registry: Registry, stats: Stats) -> bytes:
     from registry.pages import _page  # the site's page frame, shared for a consistent look
 
     rows = "".join(f"<tr><td><code>{escape(c)}</code></td><td>{n:,}</td></tr>" for c, n in stats.classes)
-    dumps = list_dumps(dump_dir(registry))
+    dumps = list_dumps(dump_dir(registry.settings))
     latest = (f"<p>Latest dump: change-log sequence {dumps[0].seq}, {dumps[0].records:,} records "
               f"(<a href='/dumps/latest.nq.gz'>N-Quads</a>, <a href='/dumps/latest.jsonld.zip'>JSON-LD</a>, "
               f"<a href='/dumps'>all dumps</a>)</p>") if dumps else "<p><a href='/dumps'>Dumps</a></p>"

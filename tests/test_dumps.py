@@ -1,11 +1,15 @@
-"""Dumps: `credreg dump`, GET /dumps and the latest files, checksums, the sequence they hold, and
-consistency with the change log when writes happen while a dump is being written."""
+"""Dumps: `credreg dump`, GET /dumps and the latest files, checksums, the sequence they hold,
+consistency with the change log when writes happen while a dump is being written, `credreg dump`
+beside a running service, several writers of one dump directory, and the service's refresher."""
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import threading
 import zipfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +21,12 @@ from starlette.testclient import TestClient
 
 from registry.cli import main
 from registry.config import Settings
-from registry.dumps import list_dumps, records_at, write_dump
+from registry.dumps import Dump, DumpRefresher, dump_dir, list_dumps, records_at, write_dump
 from registry.rdfstore import POSITION_PREDICATE, meta_graph_iri
 from registry.service import Registry
 from registry.sources import iter_sources
 from registry.store import Record
-from tests.conftest import BASE, graph, new_ctid, organization
+from tests.conftest import BASE, ORG, graph, new_ctid, organization
 
 META = meta_graph_iri(BASE)
 
@@ -103,7 +107,8 @@ def test_the_manifest_has_checksums_and_old_dumps_are_pruned(filled: Registry, t
         for f in dump.files.values():
             assert sha256(tmp_path / f["name"]) == f["sha256"]
             assert (tmp_path / f["name"]).stat().st_size == f["bytes"]
-    assert len(list(tmp_path.iterdir())) == 6  # two dumps: two files and a manifest each
+    listed = [p.name for p in tmp_path.iterdir() if p.name != ".lock"]  # the writers' lock file
+    assert len(listed) == 6, listed  # two dumps: two files and a manifest each, no temporary file
     assert write_dump(filled, tmp_path, keep=2) == dumps[0]  # nothing changed: the same dump
 
 
@@ -165,16 +170,108 @@ def test_a_record_purged_after_s_is_left_to_the_change_log(filled: Registry) -> 
     assert [c.action for c in filled.store.changes(seq, 10)] == ["purge"]
 
 
-def test_credreg_dump(filled: Registry, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credreg_dump_beside_the_running_service(client: TestClient, filled: Registry, settings: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service holds its search index and triple store (locked) on the same data directory: a
+    dump reads the store only, and the service serves it."""
     monkeypatch.setenv("CREDREG_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("CREDREG_BASE_URI", BASE)
-    filled.close()
+    assert {p.name for p in filled.projector.projections} == {"search", "rdf"}
     result = CliRunner().invoke(main, ["dump", "--keep", "1"])
     assert result.exit_code == 0, result.output
     out = orjson.loads(result.output)
-    assert out["seq"] > 0 and out["records"] == 7 and out["continue_from"] == f"/changes?after={out['seq']}"
+    assert out["seq"] == filled.store.last_seq() and out["records"] == 7
+    assert out["continue_from"] == f"/changes?after={out['seq']}"
     path = settings.data_dir / "dumps" / out["files"]["nquads"]["name"]
     assert sha256(path) == out["files"]["nquads"]["sha256"]
+    latest = client.get("/dumps/latest.nq.gz")
+    assert int(latest.headers["credreg-seq"]) == out["seq"]
+    assert latest.headers["etag"] == f'"{out["files"]["nquads"]["sha256"]}"'
+
+
+def test_writers_of_one_directory_take_turns(filled: Registry, monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    """`credreg dump` and the service's refresher may write one directory at the same time: while
+    one writes, another `credreg dump` waits and the refresher skips its turn; each publishes whole
+    files that match their manifest."""
+    store = filled.store
+    real = store.iter_current
+    refresher = DumpRefresher(store, BASE, tmp_path, interval_s=0)
+    waiting: list[threading.Thread] = []
+    second: list[Dump] = []
+
+    def racing(batch_size: int = 1000) -> Iterator[Record]:
+        for i, record in enumerate(real(batch_size)):
+            if i == 2 and not waiting:  # the first writer is half-way
+                assert refresher.refresh() is None
+                other = threading.Thread(target=lambda: second.append(write_dump(filled, tmp_path, force=True)))
+                other.start()
+                waiting.append(other)
+                other.join(0.5)
+                assert other.is_alive(), "the second writer did not wait for the first"
+            yield record
+
+    monkeypatch.setattr(store, "iter_current", racing)
+    first = write_dump(filled, tmp_path)
+    waiting[0].join(30)
+    monkeypatch.undo()
+    (again,) = second
+    assert again.seq == first.seq and again.records == first.records == 7
+    (listed,) = list_dumps(tmp_path)
+    assert listed == again
+    for f in listed.files.values():
+        assert sha256(tmp_path / f["name"]) == f["sha256"]
+    assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*.part"))
+
+
+def test_the_refresher_moves_latest_to_the_new_sequence(client: TestClient, filled: Registry,
+                                                         org_headers: dict[str, str]) -> None:
+    """A dump once the newest is older than the interval and the change log has moved past it;
+    `latest`, the listing and their checksums follow; old dumps are pruned. The clock is the
+    test's: no waiting for an interval."""
+    now = [0.0]
+    refresher = DumpRefresher(filled.store, BASE, dump_dir(filled.settings), 3600, keep=2,
+                              clock=lambda: now[0])
+    newest = refresher.refresh()  # no dump yet: one is due at once
+    assert newest is not None and newest.seq == filled.store.last_seq()
+    now[0] = written_at(newest) + 7200
+    assert refresher.refresh() is None  # old, but nothing changed since
+    seqs = [newest.seq]
+    for _ in range(2):
+        for _ in range(2):
+            publish(client, org_headers)
+        now[0] = written_at(newest) + 3599
+        assert refresher.refresh() is None  # changed, but the newest dump is younger than the interval
+        now[0] = written_at(newest) + 3600
+        newer = refresher.refresh()
+        assert newer is not None and newer.seq == filled.store.last_seq() > newest.seq
+        newest = newer
+        seqs.append(newer.seq)
+        latest = client.get("/dumps/latest.nq.gz")
+        assert int(latest.headers["credreg-seq"]) == newer.seq
+        assert latest.headers["etag"] == f'"{hashlib.sha256(latest.content).hexdigest()}"'
+        assert latest.headers["etag"] == f'"{newer.files["nquads"]["sha256"]}"'
+        archive = client.get("/dumps/latest.jsonld.zip")
+        assert hashlib.sha256(archive.content).hexdigest() == newer.files["jsonld"]["sha256"]
+    listing = client.get("/dumps").json()
+    assert [d["seq"] for d in listing["dumps"]] == seqs[:0:-1]  # the newest two
+    assert listing["last_seq"] == seqs[-1]
+
+
+def written_at(dump: Dump) -> float:
+    return datetime.fromisoformat(dump.created).timestamp()
+
+
+def publish(client: TestClient, headers: dict[str, str], ctid: str | None = None,
+            name: str = "Welding Level 1") -> str:
+    """Create a record, or replace one (`ctid`) with the ETag just read."""
+    headers = {**headers, "Content-Type": "application/ld+json"}
+    if ctid is not None:
+        headers["If-Match"] = client.get(f"/graph/{ctid}").headers["etag"]
+    ctid = ctid or new_ctid()
+    response = client.put(f"/graph/{ctid}", content=orjson.dumps(graph(ctid, name=name)), headers=headers)
+    assert response.status_code in (200, 201), response.text
+    return ctid
 
 
 def test_http_listing_and_latest_files(client: TestClient, filled: Registry) -> None:
@@ -203,9 +300,41 @@ def test_http_listing_and_latest_files(client: TestClient, filled: Registry) -> 
 
 
 def test_consumers_continue_from_the_dump(client: TestClient, filled: Registry, org_headers: dict[str, str]) -> None:
-    seq = int(client.get("/dumps/latest.nq.gz").headers["credreg-seq"])
-    ctid = new_ctid()
-    client.put(f"/graph/{ctid}", content=orjson.dumps(graph(ctid)),
-               headers={**org_headers, "Content-Type": "application/ld+json"})
-    changes = client.get(f"/changes?after={seq}").json()["changes"]
-    assert [(c["ctid"], c["action"]) for c in changes] == [(ctid, "create")]
+    """A consumer loads `latest` and follows /changes?after=its sequence; after more changes and a
+    refresh, a new consumer loads the new `latest` and follows on from its sequence: each ends with
+    the registry's state, having seen every change once."""
+    refresher = DumpRefresher(filled.store, BASE, dump_dir(filled.settings), 0)  # due whenever the log moved
+
+    def consume() -> dict[str, bytes]:
+        response = client.get("/dumps/latest.jsonld.zip")
+        seq = int(response.headers["credreg-seq"])
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            state = {n.removesuffix(".json"): archive.read(n) for n in archive.namelist()}
+        changes = client.get(f"/changes?after={seq}&limit=1000").json()["changes"]
+        seqs = [c["seq"] for c in changes]
+        assert seqs == sorted(set(seqs)) and all(s > seq for s in seqs)
+        for change in changes:
+            if change["action"] in ("delete", "purge"):
+                del state[change["ctid"]]  # a KeyError is a change the dump already held
+            else:
+                state[change["ctid"]] = client.get(f"/graph/{change['ctid']}").content
+        return state
+
+    def registry_state() -> dict[str, bytes]:
+        return {r.ctid: r.body for r in filled.store.iter_current()}
+
+    records = sorted((r for r in filled.store.iter_current() if r.ctid != ORG), key=lambda r: r.ctid)
+    first_seq = int(client.get("/dumps/latest.nq.gz").headers["credreg-seq"])
+    created = publish(client, org_headers)
+    publish(client, org_headers, records[1].ctid, name="Renamed")
+    deleted = client.delete(f"/graph/{records[2].ctid}", headers={**org_headers, "If-Match": f'"{records[2].etag}"'})
+    assert deleted.status_code == 200, deleted.text
+    assert consume() == registry_state()
+    dump = refresher.refresh()
+    assert dump is not None and dump.seq == filled.store.last_seq() > first_seq
+    publish(client, org_headers, created, name="Renamed after the dump")
+    publish(client, org_headers)
+    assert int(client.get("/dumps/latest.nq.gz").headers["credreg-seq"]) == dump.seq
+    assert consume() == registry_state()
+    after = client.get(f"/changes?after={dump.seq}").json()["changes"]
+    assert [c["action"] for c in after] == ["update", "create"]
