@@ -1,15 +1,25 @@
 """/.well-known/void: the dataset described in VoID and DCAT, content-negotiated.
 
 It states the triple count, the classes with their instance counts, the SPARQL endpoint, the
-dumps (with their SHA-256 and change-log sequence), the URI space and the vocabularies. The
-counts are whole-store aggregates (seconds at 10M triples), so they are computed off the event
+dumps (with their SHA-256 and change-log sequence), the URI spaces and the vocabularies. The
+counts (and the URI spaces) are whole-store aggregates (seconds at 10M triples), so they are computed off the event
 loop and cached per triple-store position; after a write they are recomputed, unless the store is
 large and the last computation was slow, in which case a result at most ten computations old is
 served.
+
+URI spaces: records keep the URIs their publishers gave them (Credential Engine's
+https://credentialengineregistry.org/resources/, its sandbox's, this registry's own), so the
+spaces are read from the data: the prefix before the CTID of every resource that has one
+(`<…/ce-…> ceterms:ctid "ce-…"`), counted. VoID defines void:uriSpace as "a common string prefix
+of all the entity URIs in a void:Dataset", so one dataset can state one; with several, each is
+stated on a void:subset holding the resources under it (with void:entities), plus one for the
+skolem IRIs of blank nodes, and the whole dataset states void:uriRegexPattern, the alternation
+of them all, which VoID provides for URIs that share no single prefix.
 """
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +35,7 @@ from registry import negotiation
 from registry.dumps import dump_dir, list_dumps
 from registry.errors import BadRequest
 from registry.rdfstore import JSONLD, NQUADS, NTRIPLES, POSITION_PREDICATE, RDFXML, TURTLE, Dataset, TripleStore
+from registry.rdfstore.projection import CTID
 from registry.rdfstore.results import graph as serialize_graph
 
 if TYPE_CHECKING:
@@ -53,6 +64,7 @@ class Stats:
     metadata_triples: int
     graphs: int  # record graphs
     classes: list[tuple[str, int]]  # (class IRI, distinct instances), most first
+    spaces: list[tuple[str, int]]  # (URI prefix before the CTID, distinct resources), most first
     seconds: float
     at: float
 
@@ -89,9 +101,17 @@ class VoidStats:
         classes = [(row["class"]["value"], int(row["n"]["value"]))
                    for row in orjson.loads(result.body)["results"]["bindings"]
                    if row.get("class", {}).get("type") == "uri"]
+        result = self.store.query(
+            f"SELECT ?space (COUNT(DISTINCT ?s) AS ?n) WHERE {{ GRAPH ?g {{ ?s <{CTID}> ?ctid }} "
+            f"FILTER(?g != <{meta}> && isIRI(?s) && STRLEN(STR(?ctid)) > 0 && STRENDS(STR(?s), STR(?ctid))) "
+            "BIND(SUBSTR(STR(?s), 1, STRLEN(STR(?s)) - STRLEN(STR(?ctid))) AS ?space) } "
+            "GROUP BY ?space ORDER BY DESC(?n) ?space",
+            dataset=Dataset(union=False), timeout_s=self.timeout_s, max_results=10_000)
+        spaces = [(row["space"]["value"], int(row["n"]["value"]))
+                  for row in orjson.loads(result.body)["results"]["bindings"] if "space" in row]
         has_meta = metadata > 0
         return Stats(position, counts.triples - metadata, metadata, counts.graphs - int(has_meta),
-                     classes, time.monotonic() - start, time.time())
+                     classes, spaces, time.monotonic() - start, time.time())
 
     def get(self) -> Stats:
         with self._lock:
@@ -161,7 +181,6 @@ def description(registry: Registry, store: TripleStore, stats: Stats) -> list[ox
         ox.Triple(ds, n(VOID + "classes"), integer(len(stats.classes))),
         ox.Triple(ds, n(VOID + "documents"), integer(stats.graphs)),
         ox.Triple(ds, n(VOID + "sparqlEndpoint"), sparql),
-        ox.Triple(ds, n(VOID + "uriSpace"), ox.Literal(f"{base}/resources/")),
         ox.Triple(ds, n(VOID + "vocabulary"), n("https://purl.org/ctdl/terms/")),
         ox.Triple(ds, n(VOID + "vocabulary"), n("https://purl.org/ctdlasn/terms/")),
         ox.Triple(ds, n(POSITION_PREDICATE), integer(stats.position)),
@@ -177,6 +196,7 @@ def description(registry: Registry, store: TripleStore, stats: Stats) -> list[ox
         part = n(f"{store.dataset_iri}-class-{i}")
         out += [ox.Triple(ds, n(VOID + "classPartition"), part), ox.Triple(part, n(VOID + "class"), n(cls)),
                 ox.Triple(part, n(VOID + "entities"), integer(count))]
+    out += _uri_spaces(ds, store.dataset_iri, base, stats)
     meta = n(store.meta_graph)
     out += [ox.Triple(ds, n(VOID + "subset"), meta), ox.Triple(meta, a, n(VOID + "Dataset")),
             ox.Triple(meta, n(DCT + "title"), ox.Literal("Registry metadata graph", language="en")),
@@ -214,24 +234,55 @@ def description(registry: Registry, store: TripleStore, stats: Stats) -> list[ox
     return out
 
 
+def _uri_spaces(ds: ox.NamedNode, dataset_iri: str, base: str, stats: Stats) -> list[ox.Triple]:
+    """A subset per URI space, with void:uriSpace, and the dataset's void:uriRegexPattern."""
+    a, subset, space_p = ox.NamedNode(RDF + "type"), ox.NamedNode(VOID + "subset"), ox.NamedNode(VOID + "uriSpace")
+    title = ox.NamedNode(DCT + "title")
+    out: list[ox.Triple] = []
+    for i, (space, count) in enumerate(stats.spaces):
+        part = ox.NamedNode(f"{dataset_iri}-space-{i}")
+        out += [ox.Triple(ds, subset, part), ox.Triple(part, a, ox.NamedNode(VOID + "Dataset")),
+                ox.Triple(part, title, ox.Literal(f"Resources with a CTID under {space}", language="en")),
+                ox.Triple(part, space_p, ox.Literal(space)),
+                ox.Triple(part, ox.NamedNode(VOID + "entities"),
+                          ox.Literal(str(count), datatype=ox.NamedNode(XSD + "integer")))]
+    skolem = f"{base}/.well-known/genid/"  # registry.rdfstore.projection.skolem_prefix, per record under it
+    part = ox.NamedNode(f"{dataset_iri}-skolem")
+    out += [ox.Triple(ds, subset, part), ox.Triple(part, a, ox.NamedNode(VOID + "Dataset")),
+            ox.Triple(part, title, ox.Literal("Blank nodes of the record graphs, skolemized", language="en")),
+            ox.Triple(part, space_p, ox.Literal(skolem))]
+    prefixes = [space for space, _ in stats.spaces] + [skolem]
+    out.append(ox.Triple(ds, ox.NamedNode(VOID + "uriRegexPattern"),
+                         ox.Literal("^(" + "|".join(map(_regex_escape, prefixes)) + ")")))
+    return out
+
+
+def _regex_escape(text: str) -> str:
+    """Literal text in the regular-expression syntax of XPath and SPARQL's REGEX (Python's
+    re.escape also escapes characters, such as # and &, that XPath refuses escaped)."""
+    return re.sub(r"([.\\?*+{}()\[\]|^$])", r"\\\1", text)
+
+
 def _html(registry: Registry, stats: Stats) -> bytes:
     from registry.pages import _page  # the site's page frame, shared for a consistent look
 
     rows = "".join(f"<tr><td><code>{escape(c)}</code></td><td>{n:,}</td></tr>" for c, n in stats.classes)
+    spaces = "".join(f"<li><code>{escape(s)}</code>: {n:,}</li>" for s, n in stats.spaces)
+    spaces = f"<p>URI spaces of the resources with a CTID:</p><ul>{spaces}</ul>" if spaces else ""
     dumps = list_dumps(dump_dir(registry.settings))
     latest = (f"<p>Latest dump: change-log sequence {dumps[0].seq}, {dumps[0].records:,} records "
               f"(<a href='/dumps/latest.nq.gz'>N-Quads</a>, <a href='/dumps/latest.jsonld.zip'>JSON-LD</a>, "
               f"<a href='/dumps'>all dumps</a>)</p>") if dumps else "<p><a href='/dumps'>Dumps</a></p>"
     body = (f"<h1>Dataset description</h1><p class=meta>{stats.triples:,} triples in {stats.graphs:,} record "
             f"graphs, at change-log sequence {stats.position}. SPARQL: <a href='/sparql'>/sparql</a>. "
-            f"Also as <a href='?format=turtle'>Turtle</a> via Accept.</p>{latest}"
+            f"Also as <a href='?format=turtle'>Turtle</a> via Accept.</p>{latest}{spaces}"
             f"<table><tr><th>Class</th><th>Instances</th></tr>{rows}</table>")
     return _page("Dataset", body)
 
 
 def openapi_paths() -> dict[str, Any]:
     return {"/.well-known/void": {"get": {
-        "summary": "The dataset in VoID and DCAT (triples, classes, SPARQL endpoint, dumps, URI space)",
+        "summary": "The dataset in VoID and DCAT (triples, classes, SPARQL endpoint, dumps, URI spaces)",
         "responses": {"200": {"description": "The description", "content": {
             t: {"schema": {"type": "object" if "json" in t else "string"}} for t in OFFERED}},
             "406": {"description": "No acceptable format", "content": {

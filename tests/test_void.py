@@ -1,6 +1,7 @@
 """/.well-known/void: VoID and DCAT, content-negotiated, with counts that match the store."""
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -13,7 +14,7 @@ from registry.dumps import write_dump
 from registry.rdfstore.projection import RdfProjection
 from registry.service import Registry
 from registry.void import VoidStats
-from tests.conftest import BASE, graph, new_ctid, organization
+from tests.conftest import BASE, ORG, graph, new_ctid, organization
 
 VOID = "http://rdfs.org/ns/void#"
 DCAT = "http://www.w3.org/ns/dcat#"
@@ -94,7 +95,7 @@ def test_counts_match_the_store(client: TestClient, filled: Registry) -> None:
 def test_endpoint_uri_space_and_dumps(client: TestClient, filled: Registry) -> None:
     triples = description(client)
     assert objects(triples, DATASET, VOID + "sparqlEndpoint") == [ox.NamedNode(f"{BASE}/sparql")]
-    assert objects(triples, DATASET, VOID + "uriSpace") == [ox.Literal(f"{BASE}/resources/")]
+    assert objects(triples, DATASET, VOID + "uriSpace") == []  # the spaces are the subsets' (below)
     dumps = {o.value for o in objects(triples, DATASET, VOID + "dataDump")}
     assert dumps == {f"{BASE}/dumps/latest.nq.gz", f"{BASE}/dumps/latest.jsonld.zip"}
     assert objects(triples, DATASET, DCAT + "distribution") == []  # no dump written yet
@@ -163,3 +164,57 @@ def test_the_metadata_graph_says_what_it_holds(client: TestClient, filled: Regis
     expected = Counter("https://purl.org/ctdl/terms/" + r.type.split(":", 1)[1] for r in filled.store.iter_current())
     assert counts == dict(expected)
 
+
+
+CE = "https://credentialengineregistry.org/resources/"
+SANDBOX = "https://sandbox.credentialengineregistry.org/resources/"
+
+
+def under(space: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with its resource, and its owner, named in `space` (as Credential Engine's data is)."""
+    node = doc["@graph"][0]
+    node["@id"] = space + node["ceterms:ctid"]
+    if "ceterms:ownedBy" in node:
+        node["ceterms:ownedBy"] = [CE + ORG]
+    return doc
+
+
+def test_the_uri_spaces_are_those_of_the_data(client: TestClient, registry: Registry,
+                                              org_headers: dict[str, str]) -> None:
+    """Records keep their publishers' URIs: each space the resources with a CTID use is a subset
+    with its void:uriSpace and count, none is claimed that the data does not use, and the dataset's
+    void:uriRegexPattern matches every resource URI with a CTID and every skolem IRI."""
+    place = {"ceterms:address": [{"@type": "ceterms:Place", "ceterms:addressRegion": {"en-US": "Ohio"}}]}
+    docs = [under(CE, organization()), *(under(CE, graph(name=f"Cert {i}")) for i in range(3)),
+            *(under(SANDBOX, graph(name=f"Sandbox {i}", **place)) for i in range(2))]
+    counts = registry.import_many([(str(i), orjson.dumps(d)) for i, d in enumerate(docs)], lambda *a: None)
+    assert counts["rejected"] == 0
+
+    def spaces() -> tuple[set[ox.Triple], dict[str, int]]:
+        triples = description(client)
+        found = {}
+        for subset in objects(triples, DATASET, VOID + "subset"):
+            for space in objects(triples, subset, VOID + "uriSpace"):
+                entities = objects(triples, subset, VOID + "entities")
+                found[space.value] = int(entities[0].value) if entities else -1
+        return triples, found
+
+    triples, found = spaces()
+    skolem = f"{BASE}/.well-known/genid/"
+    assert found == {CE: 4, SANDBOX: 2, skolem: -1}  # the skolem IRIs' subset is not counted
+    assert objects(triples, DATASET, VOID + "uriSpace") == []  # no one prefix is common to all
+    (pattern,) = objects(triples, DATASET, VOID + "uriRegexPattern")
+    query = ("SELECT DISTINCT ?s WHERE { GRAPH ?g { ?s ?p ?o } "
+             "FILTER(?g != <" + f"{BASE}/.well-known/void#records" + ">) }")
+    rows = client.get("/sparql", params={"query": query}).json()["results"]["bindings"]
+    subjects = [row["s"]["value"] for row in rows]
+    assert any(s.startswith(skolem) for s in subjects) and len(subjects) == 8
+    assert all(re.match(pattern.value, s) for s in subjects), (pattern.value, subjects)
+    assert not re.match(pattern.value, f"{BASE}/resources/{new_ctid()}")
+    assert not re.match(pattern.value, "https://credentialengineregistryXorg/resources/")
+    # A record under a third space: the description follows (recomputed with the counts).
+    ctid = new_ctid()
+    response = client.put(f"/graph/{ctid}", content=orjson.dumps(graph(ctid)),
+                          headers={**org_headers, "Content-Type": "application/ld+json"})
+    assert response.status_code == 201, response.text
+    assert spaces()[1] == {CE: 4, SANDBOX: 2, f"{BASE}/resources/": 1, skolem: -1}
