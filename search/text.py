@@ -67,22 +67,6 @@ def within_one_edit(a: str, b: str) -> bool:
     return a[i:] == b[i + 1:]
 
 
-def one_edit_pattern(term: str) -> str:
-    """A regular expression for the terms one edit (Damerau) away from `term`, `term` itself left
-    out: a typo branch that matches these only never reads the exact term's postings again, and
-    needs no score of its own to rank below the exact matches (see search/tantivy_query.py)."""
-    esc = re.escape
-    alternatives = set()
-    for i, char in enumerate(term):
-        alternatives.add(esc(term[:i]) + "[^" + esc(char) + "]" + esc(term[i + 1:]))  # substituted
-        alternatives.add(esc(term[:i] + term[i + 1:]))  # deleted
-        if i + 1 < len(term) and char != term[i + 1]:
-            alternatives.add(esc(term[:i] + term[i + 1] + char + term[i + 2:]))  # transposed
-    for i in range(len(term) + 1):
-        alternatives.add(esc(term[:i]) + "." + esc(term[i:]))  # inserted
-    return "|".join(sorted(alternatives))
-
-
 def matches(query_term: str, term: str) -> bool:
     """True if an indexed `term` is matched by `query_term` (exactly, or within its fuzziness)."""
     return term == query_term or (fuzziness(query_term) > 0 and within_one_edit(query_term, term))

@@ -126,7 +126,6 @@ def test_typos_are_forgiven_in_every_text_field(env: Env, cat: Catalog) -> None:
 
 
 def test_long_words_are_typo_tolerant_too(env: Env, cat: Catalog) -> None:  # noqa: F811
-    # 34 letters: past the length at which Tantivy can compile the one-edit pattern.
     long = ctid()
     env.publish(credential(long, "Supercalifragilisticexpialidocious Award", cat.college))
     assert env.ctids(q="supercalifragilisticexpialidocious") == {long}
