@@ -25,11 +25,12 @@ from typing import Any
 from elastic_transport import ApiResponseMeta, HttpHeaders, Urllib3HttpNode
 from elastic_transport._node import NodeApiResponse
 from elastic_transport.client_utils import DEFAULT, DefaultType
-from elasticsearch import Elasticsearch, NotFoundError, helpers
+from elasticsearch import BadRequestError, Elasticsearch, NotFoundError, helpers
 
+from registry.errors import BadRequest, RegistryError
 from search import elasticsearch_query as dsl
 from search import taxonomy
-from search.backend import META_ID, Page, Suggestion, rank_names
+from search.backend import META_ID, Page, Suggestion, chunks, rank_names
 from search.documents import SearchDocument
 from search.query import SearchQuery
 from search.summary import Summary
@@ -40,6 +41,10 @@ LAYOUT_VERSION = 1
 SUGGEST_KINDS = ("credential", "organization")
 BULK_CHUNK = 500
 LOOKUP_PAGE = 1000
+# CTIDs per lookup request, as on Tantivy: a projection group after a bulk import looks up every
+# new record, and one `terms` query over all of them would exceed index.max_terms_count (65,536 by
+# default, 1,024 on Elasticsearch Serverless): rejected, and the projector would retry it forever.
+LOOKUP_CHUNK = 1000
 _VENDOR_JSON = {"application/vnd.elasticsearch+json": "application/json",
                 "application/vnd.elasticsearch+x-ndjson": "application/x-ndjson"}
 _KEYWORDS = ("ctid", "kind", "type", "soc", "soc_group", "naics", "cip", "state", "delivery",
@@ -116,6 +121,21 @@ def to_source(d: SearchDocument) -> dict[str, Any]:
         "sort_name": d.sort_name, "points": [{"lat": lat, "lon": lon} for lat, lon in d.points],
         "card": d.card, "summary": d.summary.decode()}
     return {k: v for k, v in out.items() if v is not None and v != []}
+
+
+def refused(exc: BadRequestError, query: SearchQuery) -> RegistryError:
+    """A 400 problem for a search Elasticsearch answered 400: a client error, not an outage.
+    With a cursor the resume point is the likely cause (e.g. one from before a reindex)."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    reason = str(exc.message)
+    if isinstance(error, dict):
+        causes = error.get("root_cause") or [error]
+        reason = str(causes[0].get("reason") or error.get("reason") or error.get("type") or reason)
+    if query.after is not None:
+        return BadRequest(f"The search engine cannot resume from this cursor ({reason}); start "
+                          "again without `cursor`.", parameter="cursor")
+    log.warning("Elasticsearch refused a search: %s", reason)  # a query this service built
+    return BadRequest(f"The search engine refused this search: {reason}")
 
 
 class ElasticsearchBackend:
@@ -229,9 +249,13 @@ class ElasticsearchBackend:
         self._reset = True
 
     # --- lookups for dependency tracking -------------------------------------------------------
-    def _scan(self, query: dict[str, Any], source: list[str] | bool) -> Iterator[dict[str, Any]]:
-        """Every matching document (search_after on the unique ctid)."""
+    def _scan(self, query: dict[str, Any], source: list[str] | bool, at_most: int | None = None
+              ) -> Iterator[dict[str, Any]]:
+        """Every matching document, a page at a time (search_after on the unique ctid), so no
+        lookup is cut at a page size or at index.max_result_window. `at_most`: the number of
+        matches there can be (an ids query), to spare the request that would find none."""
         after: list[Any] | None = None
+        seen = 0
         while True:
             body: dict[str, Any] = {"query": query, "size": LOOKUP_PAGE, "sort": [{"ctid": "asc"}],
                                     "_source": source}
@@ -239,32 +263,33 @@ class ElasticsearchBackend:
                 body["search_after"] = after
             hits = self.es.search(index=self.alias, body=body).body["hits"]["hits"]
             yield from hits
-            if len(hits) < LOOKUP_PAGE:
+            seen += len(hits)
+            if len(hits) < LOOKUP_PAGE or (at_most is not None and seen >= at_most):
                 return
             after = hits[-1]["sort"]
 
+    def _lookup(self, field: str, ctids: list[str], source: list[str] | bool) -> Iterator[dict[str, Any]]:
+        """The documents whose `field` (or id, for "_id") holds any of `ctids`, LOOKUP_CHUNK
+        CTIDs per query. A document matching in two chunks comes twice: callers key by id."""
+        for chunk in chunks(list(dict.fromkeys(ctids)), LOOKUP_CHUNK):
+            if field == "_id":
+                yield from self._scan({"ids": {"values": chunk}}, source, at_most=len(chunk))
+            else:
+                yield from self._scan({"terms": {field: chunk}}, source)
+
     def links_of(self, ctids: list[str]) -> dict[str, list[str]]:
-        if not ctids:
-            return {}
-        return {h["_id"]: h["_source"].get("link_dst", [])
-                for h in self._scan({"ids": {"values": ctids}}, ["link_dst"])}
+        return {h["_id"]: h["_source"].get("link_dst", []) for h in self._lookup("_id", ctids, ["link_dst"])}
 
     def linking_to(self, ctids: list[str]) -> dict[str, Summary]:
-        if not ctids:
-            return {}
         return {h["_id"]: Summary.from_json(h["_source"]["summary"])
-                for h in self._scan({"terms": {"link_dst": ctids}}, ["summary"])}
+                for h in self._lookup("link_dst", ctids, ["summary"])}
 
     def readers_of(self, ctids: list[str]) -> set[str]:
-        if not ctids:
-            return set()
-        return {h["_id"] for h in self._scan({"terms": {"deps": ctids}}, False)}
+        return {h["_id"] for h in self._lookup("deps", ctids, False)}
 
     def summaries(self, ctids: list[str]) -> dict[str, Summary]:
-        if not ctids:
-            return {}
         return {h["_id"]: Summary.from_json(h["_source"]["summary"])
-                for h in self._scan({"ids": {"values": ctids}}, ["summary"]) if "summary" in h["_source"]}
+                for h in self._lookup("_id", ctids, ["summary"]) if "summary" in h["_source"]}
 
     def expiring(self, day: int) -> list[str]:
         return sorted(h["_id"] for h in self._scan({"range": {"valid_until": {"lte": day}}}, False))
@@ -276,18 +301,22 @@ class ElasticsearchBackend:
 
     # --- reading ---------------------------------------------------------------------------------
     def search(self, query: SearchQuery) -> Page:
-        return dsl.page(query, self.es.search(index=self.alias, body=dsl.body(query)).body)
+        if query.after is not None and not isinstance(query.after, list):
+            # search/query.py accepts either engine's resume point; an offset is Tantivy's
+            raise BadRequest("The cursor was issued by another search engine; start again without "
+                             "`cursor`.", parameter="cursor")
+        try:
+            response = self.es.search(index=self.alias, body=dsl.body(query)).body
+        except BadRequestError as exc:
+            raise refused(exc, query) from None
+        return dsl.page(query, response)
 
     def count(self) -> int:
         found = self.es.count(index=self.alias, body={"query": {"bool": {"must_not": [dsl.NOT_META]}}})
         return int(found.body["count"])
 
     def names(self, ctids: list[str]) -> dict[str, str]:
-        if not ctids:
-            return {}
-        found = self.es.search(index=self.alias, body={"query": {"ids": {"values": ctids}}, "size": len(ctids),
-                                                       "_source": ["card.name"]}).body["hits"]["hits"]
-        return {h["_id"]: h["_source"]["card"]["name"] for h in found}
+        return {h["_id"]: h["_source"]["card"]["name"] for h in self._lookup("_id", ctids, ["card.name"])}
 
     def suggest(self, terms: tuple[str, ...], limit: int) -> list[Suggestion]:
         if not terms:

@@ -30,6 +30,8 @@ MAX_FACET_SIZE = 100
 DEFAULT_FACET_SIZE = 10
 DEFAULT_LIMIT = 20
 MAX_CURSOR_CHARS = 2048
+MAX_RESUME_OFFSET = 10_000  # the deepest result an offset cursor reaches (tantivy_query.MAX_WINDOW)
+_LONG = 2**63
 MAX_SUGGEST_CHARS = 100
 MIN_PREFIX_CHARS = 2  # a one-letter prefix would expand to a good part of the dictionary
 _OTHER_PARAMS = ("q", "near", "radius_km", "list_as_of", "sort", "limit", "facets", "facet_size",
@@ -95,6 +97,35 @@ def _decode_cursor(value: str) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("o"), int) or "a" not in data:
         raise BadRequest("The cursor is malformed.", parameter="cursor")
     return data
+
+
+def _sort_key_fits(sort: str, key: Any) -> bool:
+    """Whether `key` is a value Elasticsearch hands back, and takes in search_after, for the
+    first key of `sort` (search/elasticsearch_query.py: _SORTS)."""
+    if isinstance(key, bool):
+        return False
+    if sort == "name":  # sort_name, a keyword
+        return isinstance(key, str)
+    if sort == "newest":  # modified_us, a long
+        return isinstance(key, int) and -_LONG <= key < _LONG
+    if isinstance(key, int | float) and math.isfinite(key):  # the score, or cost / duration
+        return True
+    # A record without cost (duration) sorts last, at +Infinity, which JSON can only carry quoted.
+    return sort in ("cost", "duration") and key == "Infinity"
+
+
+def _resume_point_fits(sort: str, after: Any, offset: Any) -> bool:
+    """The cursor's resume point, as one of the engines issues it. The fingerprint is a plain
+    hash, not a signature (there is no deployment secret to key it with), so a client can write
+    any cursor: only values an engine can take pass, else Elasticsearch would refuse the search.
+    - Tantivy: the offset into the ranking, 1 to MAX_RESUME_OFFSET, at least the results returned;
+    - Elasticsearch: search_after, the last hit's [sort key, ctid]."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < _LONG:
+        return False
+    if isinstance(after, int) and not isinstance(after, bool):
+        return offset <= after <= MAX_RESUME_OFFSET and after >= 1
+    return (isinstance(after, list) and len(after) == 2 and _sort_key_fits(sort, after[0])
+            and isinstance(after[1], str))
 
 
 def _values(params: list[tuple[str, str]], name: str) -> list[str]:
@@ -212,6 +243,9 @@ def _finish(params: list[tuple[str, str]], query_text: str, terms: tuple[str, ..
         if data.get("f") != query.fingerprint():
             raise BadRequest("The cursor belongs to a different search; keep the other parameters "
                              "as they were.", parameter="cursor")
+        if not _resume_point_fits(query.sort, data["a"], data["o"]):
+            raise BadRequest("The cursor is not one this service issued; use the `next` value of a "
+                             "previous page.", parameter="cursor")
         from dataclasses import replace
 
         query = replace(query, after=data["a"], offset=data["o"])
