@@ -37,7 +37,7 @@ from search.summary import Summary
 from search.timeline import OPEN_END
 
 log = logging.getLogger("credreg.search")
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 SUGGEST_KINDS = ("credential", "organization")
 BULK_CHUNK = 500
 LOOKUP_PAGE = 1000

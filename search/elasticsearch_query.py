@@ -39,10 +39,12 @@ def text_clauses(terms: tuple[str, ...]) -> list[dict[str, Any]]:
             out.append(exact)
             continue
         # In filter context the fuzzy queries score 0, as Tantivy's typo branch does: a term one
-        # edit away matches, and every exact match ranks above it.
+        # edit away matches, and every exact match ranks above it. The constant-score rewrite
+        # takes every term within the distance, as Tantivy does (the default rewrite keeps the
+        # max_expansions closest ones, 50, and would drop matches on a large vocabulary).
         typos = {"bool": {"filter": [{"bool": {"minimum_should_match": 1, "should": [
             {"fuzzy": {f: {"value": term, "fuzziness": fuzziness(term), "transpositions": True,
-                           "prefix_length": 0, "max_expansions": 50}}}
+                           "prefix_length": 0, "rewrite": "constant_score"}}}
             for f in TEXT_FIELDS]}}]}}
         out.append({"bool": {"should": [exact, typos], "minimum_should_match": 1}})
     return out

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import tantivy
 
+from registry.errors import BadRequest
 from search import geo, timeline
 from search import tantivy_facets as facets
 from search.backend import (
@@ -206,6 +207,9 @@ class QueryBuilder:
               ) -> tuple[list[Hit], int, Any]:
         """A page by offset (the cursor holds it): sort keys here are not unique, so there is no
         key to resume after (see tantivy_backend.build_schema)."""
+        if query.after is not None and not isinstance(query.after, int):  # an Elasticsearch resume point
+            raise BadRequest("This cursor was issued by another search engine; start again without "
+                             "`cursor`.", parameter="cursor")
         offset = query.after if isinstance(query.after, int) and query.after >= 0 else 0
         field, order = _SORT_FIELDS[query.sort]
         meta = 0

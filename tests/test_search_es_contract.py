@@ -93,10 +93,10 @@ def fresh_server(product: str | None = "Elasticsearch") -> Server:
     server = Server(product)
     server.on("PUT", "/_index_template/credreg-template", (200, {"acknowledged": True}))
     server.on("GET", "/_alias/credreg", (404, {"error": "alias [credreg] missing", "status": 404}))
-    server.on("PUT", "/credreg-v1-[0-9-]+", lambda c: (200, {
+    server.on("PUT", "/credreg-v2-[0-9-]+", lambda c: (200, {
         "acknowledged": True, "shards_acknowledged": True, "index": c.path[1:]}))
     server.on("POST", "/_aliases", (200, {"acknowledged": True}))
-    server.on("GET", "/credreg/_doc/_meta", (404, {"_index": "credreg-v1-20260921141320-000", "_id": "_meta",
+    server.on("GET", "/credreg/_doc/_meta", (404, {"_index": "credreg-v2-20260921141320-000", "_id": "_meta",
                                                    "found": False}))
     return server
 
@@ -138,7 +138,7 @@ def test_first_start_puts_the_template_and_creates_a_versioned_index_behind_the_
     server = fresh_server()
     es = backend(server)
     assert server.paths() == ["PUT /_index_template/credreg-template", "GET /_alias/credreg",
-                              "PUT /credreg-v1-20260921141320-000", "POST /_aliases"]
+                              "PUT /credreg-v2-20260921141320-000", "POST /_aliases"]
     template = server.calls[0].body
     assert template["index_patterns"] == ["credreg-v*"]
     settings = template["template"]["settings"]
@@ -152,7 +152,7 @@ def test_first_start_puts_the_template_and_creates_a_versioned_index_behind_the_
     assert props["state"] == {"type": "keyword"} and props["list_at"] == {"type": "keyword"}
     assert props["points"] == {"type": "geo_point"} and props["cost"] == {"type": "double"}
     assert props["card"] == {"type": "object", "enabled": False}
-    assert server.calls[3].body == {"actions": [{"add": {"index": "credreg-v1-20260921141320-000",
+    assert server.calls[3].body == {"actions": [{"add": {"index": "credreg-v2-20260921141320-000",
                                                          "alias": "credreg"}}]}
     assert es.position() == 0  # nothing indexed yet: the projection will build
     assert server.paths()[-1] == "GET /credreg/_doc/_meta"
@@ -176,10 +176,10 @@ def test_an_index_of_an_older_layout_is_rebuilt() -> None:
 # --- writes -------------------------------------------------------------------------------------
 def test_write_journals_then_bulks_then_records_the_position() -> None:
     server = existing_server()
-    server.on("PUT", "/credreg/_doc/_meta", (200, {"_index": "credreg-v1-x", "_id": "_meta", "result": "updated",
+    server.on("PUT", "/credreg/_doc/_meta", (200, {"_index": "credreg-v2-x", "_id": "_meta", "result": "updated",
                                                    "_shards": {"total": 1, "successful": 1, "failed": 0}}))
     server.on("PUT", "/_bulk", lambda c: (200, {"took": 3, "errors": False, "items": [
-        {("delete" if "delete" in line else "index"): {"_index": "credreg-v1-x", "_id": "x", "status":
+        {("delete" if "delete" in line else "index"): {"_index": "credreg-v2-x", "_id": "x", "status":
                                                        404 if "delete" in line else 201}}
         for line in c.body if "delete" in line or "index" in line]}))
     server.on("POST", "/credreg/_refresh", (200, {"_shards": {"total": 1, "successful": 1, "failed": 0}}))
@@ -211,7 +211,7 @@ def test_bulk_retries_rejected_items_with_backoff(monkeypatch: pytest.MonkeyPatc
         items = []
         for i, line in enumerate(call.body[::2]):
             status = 429 if len(attempts) == 1 and i == 1 else 201
-            item = {"_index": "credreg-v1-x", "_id": line["index"]["_id"], "status": status}
+            item = {"_index": "credreg-v2-x", "_id": line["index"]["_id"], "status": status}
             if status == 429:
                 item["error"] = {"type": "es_rejected_execution_exception", "reason": "rejected execution"}
             items.append({"index": item})
@@ -230,7 +230,7 @@ def test_a_failed_bulk_item_fails_the_write_and_leaves_the_journal() -> None:
     server = existing_server()
     server.on("PUT", "/credreg/_doc/_meta", (200, {"result": "updated"}))
     server.on("PUT", "/_bulk", (200, {"took": 1, "errors": True, "items": [{"index": {
-        "_index": "credreg-v1-x", "_id": "x", "status": 400,
+        "_index": "credreg-v2-x", "_id": "x", "status": 400,
         "error": {"type": "document_parsing_exception", "reason": "failed to parse field [cost]"}}}]}))
     es = backend(server)
     server.calls.clear()
@@ -242,29 +242,29 @@ def test_a_failed_bulk_item_fails_the_write_and_leaves_the_journal() -> None:
 
 def test_rebuild_fills_a_new_index_then_swaps_the_alias() -> None:
     server = existing_server()
-    server.on("PUT", "/credreg-v1-[0-9-]+", lambda c: (200, {"acknowledged": True, "index": c.path[1:]}))
-    server.on("PUT", "/credreg-v1-[0-9-]+/_settings", (200, {"acknowledged": True}))
+    server.on("PUT", "/credreg-v2-[0-9-]+", lambda c: (200, {"acknowledged": True, "index": c.path[1:]}))
+    server.on("PUT", "/credreg-v2-[0-9-]+/_settings", (200, {"acknowledged": True}))
     server.on("PUT", "/_bulk", lambda c: (200, {"errors": False, "items": [
         {"index": {"_id": line["index"]["_id"], "status": 201}} for line in c.body[::2]]}))
-    server.on("PUT", "/credreg-v1-[0-9-]+/_doc/_meta", (201, {"result": "created"}))
-    server.on("POST", "/credreg-v1-[0-9-]+/_refresh", (200, {"_shards": {"total": 1, "successful": 1}}))
+    server.on("PUT", "/credreg-v2-[0-9-]+/_doc/_meta", (201, {"result": "created"}))
+    server.on("POST", "/credreg-v2-[0-9-]+/_refresh", (200, {"_shards": {"total": 1, "successful": 1}}))
     server.on("POST", "/_aliases", (200, {"acknowledged": True}))
-    server.on("DELETE", "/credreg-v1-20260101000000-000", (200, {"acknowledged": True}))
+    server.on("DELETE", "/credreg-v2-20260101000000-000", (200, {"acknowledged": True}))
     es = backend(server)
     es.reset()
     assert es.position() == 0
     server.calls.clear()
     assert es.rebuild(iter([doc(), doc("ce-00000000-0000-4000-8000-000000000011")]), 99) == 2
-    new = "credreg-v1-20260921141320-000"
+    new = "credreg-v2-20260921141320-000"
     assert server.paths() == [
         "GET /_alias/credreg", f"PUT /{new}", f"PUT /{new}/_settings", "PUT /_bulk", f"PUT /{new}/_doc/_meta",
         f"PUT /{new}/_settings", f"POST /{new}/_refresh", "POST /_aliases",
-        "DELETE /credreg-v1-20260101000000-000"]
+        "DELETE /credreg-v2-20260101000000-000"]
     assert server.calls[2].body == {"index": {"refresh_interval": "-1"}}
     assert server.calls[3].body[0] == {"index": {"_index": new, "_id": "ce-00000000-0000-4000-8000-000000000010"}}
     assert server.calls[4].body == {"ctid": "_meta", "kind": "_meta", "position": 99}
     assert server.calls[7].body == {"actions": [
-        {"remove": {"index": "credreg-v1-20260101000000-000", "alias": "credreg"}},
+        {"remove": {"index": "credreg-v2-20260101000000-000", "alias": "credreg"}},
         {"add": {"index": new, "alias": "credreg"}}]}
 
 
@@ -272,9 +272,9 @@ def test_rebuild_fills_a_new_index_then_swaps_the_alias() -> None:
 SEARCH_RESPONSE = {
     "took": 5, "timed_out": False, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
     "hits": {"total": {"value": 3, "relation": "eq"}, "max_score": None, "hits": [
-        {"_index": "credreg-v1-x", "_id": "ce-a", "_score": 7.5, "_source": {"card": {"ctid": "ce-a", "name": "A"}},
+        {"_index": "credreg-v2-x", "_id": "ce-a", "_score": 7.5, "_source": {"card": {"ctid": "ce-a", "name": "A"}},
          "sort": [7.5, "ce-a"]},
-        {"_index": "credreg-v1-x", "_id": "ce-b", "_score": 2.25, "_source": {"card": {"ctid": "ce-b", "name": "B"}},
+        {"_index": "credreg-v2-x", "_id": "ce-b", "_score": 2.25, "_source": {"card": {"ctid": "ce-b", "name": "B"}},
          "sort": [2.25, "ce-b"]}]},
     "aggregations": {
         "state": {"doc_count": 9, "values": {"doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [
@@ -315,7 +315,7 @@ def test_search_request_body() -> None:
         # one edit away, in every text field, in filter context: scored 0, below every exact match
         {"bool": {"filter": [{"bool": {"minimum_should_match": 1, "should": [
             {"fuzzy": {f: {"value": "nursng", "fuzziness": 1, "transpositions": True, "prefix_length": 0,
-                           "max_expansions": 50}}}
+                           "rewrite": "constant_score"}}}
             for f in ("names", "keywords", "occupations", "organizations", "description")]}}]}}]}}
     assert body["query"]["bool"]["must"][0] == nursng
     assert body["query"]["bool"]["must"][1] == {"dis_max": {"tie_breaker": 0.1, "queries": [  # "rn": exact only

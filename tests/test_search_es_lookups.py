@@ -42,7 +42,7 @@ def looked_up(body: dict[str, Any]) -> list[str]:
 
 
 def hit(ctid: str, source: dict[str, Any]) -> dict[str, Any]:
-    return {"_index": "credreg-v1-x", "_id": ctid, "_score": None, "_source": source, "sort": [ctid]}
+    return {"_index": "credreg-v2-x", "_id": ctid, "_score": None, "_source": source, "sort": [ctid]}
 
 
 def search_response(hits: list[dict[str, Any]]) -> dict[str, Any]:
@@ -157,7 +157,7 @@ SEARCH_AFTER_REFUSED = {"error": {
                     "reason": "Failed to parse search_after value for field [sort_name]."}],
     "type": "search_phase_execution_exception", "reason": "all shards failed", "phase": "query",
     "grouped": True,
-    "failed_shards": [{"shard": 0, "index": "credreg-v1-20260101000000-000", "node": "Qx1bq6dWQ1mKJ2lGN0dmbg",
+    "failed_shards": [{"shard": 0, "index": "credreg-v2-20260101000000-000", "node": "Qx1bq6dWQ1mKJ2lGN0dmbg",
                        "reason": {"type": "illegal_argument_exception",
                                   "reason": "Failed to parse search_after value for field [sort_name]."}}],
     "caused_by": {"type": "illegal_argument_exception",

@@ -1,5 +1,5 @@
 """GET /search and /search/suggest at the HTTP edge: every bad parameter is a 400 problem that
-names it, limits hold, cursors are tamper-evident, and the routes are in /openapi.json."""
+names it, limits hold, cursors belong to their search and are validated, and the routes are in /openapi.json."""
 from __future__ import annotations
 
 import base64
@@ -9,7 +9,7 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from search.query import MAX_QUERY_CHARS, parse
+from search.query import MAX_QUERY_CHARS, encode_cursor, parse
 from tests.search_fixtures import credential, ctid, organization, ref
 
 BAD = [
@@ -86,6 +86,11 @@ def test_cursor_of_another_search_is_refused(client: TestClient) -> None:
     assert response.status_code == 400 and response.json()["parameter"] == "cursor"
     second = client.get("/search", params={"kind": "credential", "limit": 1, "cursor": first["next"]})
     assert second.status_code == 200 and second.json()["results"][0]["ctid"] != first["results"][0]["ctid"]
+    # A resume point of the Elasticsearch shape, for this very search: not an offset.
+    query = parse([("kind", "credential"), ("limit", "1")], 100)
+    shaped = client.get("/search", params={"kind": "credential", "limit": 1,
+                                           "cursor": encode_cursor(query, ["cert 0", ids[0]], 1)})
+    assert shaped.status_code == 400 and shaped.json()["parameter"] == "cursor"
 
 
 def test_suggest_parameters(client: TestClient) -> None:
