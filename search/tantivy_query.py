@@ -35,6 +35,10 @@ from search.tantivy_schema import RANGE_SLOTS, hits_count, stored_bytes, thresho
 
 Must, Should, MustNot = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
 MAX_WINDOW = 10_000  # deepest result reachable by paging in relevance order
+# A word's typo branch is a regex instead of a fuzzy query in a field where it is in more documents
+# than this per letter: reading its postings again costs ~8 ns a posting, compiling the regex
+# ~0.1 ms a letter (docs/search.md). 0 in tests: every field takes the regex.
+REGEX_POSTINGS_PER_LETTER = 12_500
 SUGGEST_KINDS = ("credential", "organization")
 _FLOAT = tantivy.FieldType.Float
 _SORT_FIELDS: dict[str, tuple[str | None, tantivy.Order]] = {
@@ -71,6 +75,7 @@ class QueryBuilder:
     def _text(self, terms: tuple[str, ...]) -> list[tantivy.Query]:
         from search.text import fuzziness
 
+        searcher = self.index.searcher()
         out = []
         for term in terms:
             exact = tantivy.Query.disjunction_max_query(
@@ -79,13 +84,27 @@ class QueryBuilder:
             if not fuzziness(term):
                 out.append(exact)
                 continue
-            # Within one edit (the word itself included: an automaton query's terms do), scored
-            # 0: every document matching the word itself ranks above every one matching a typo
-            # of it only, whatever the fields (BM25 of an exact match > 0).
-            typos = self._bool([(Should, tantivy.Query.fuzzy_term_query(
-                self.schema, f, term, distance=fuzziness(term), transposition_cost_one=True)) for f in TEXT_FIELDS])
+            # One edit away, scored 0: every document matching the word itself ranks above every
+            # one matching a typo of it only, whatever the fields (BM25 of an exact match > 0).
+            typos = self._bool([(Should, self._one_edit(searcher, f, term)) for f in TEXT_FIELDS])
             out.append(self._bool([(Should, exact), (Should, tantivy.Query.const_score_query(typos, 0.0))]))
         return out
+
+    def _one_edit(self, searcher: tantivy.Searcher, field: str, term: str) -> tantivy.Query:
+        """Documents with a term one edit away from `term` in `field`, or `term` itself: the exact
+        branch matches those anyway. A fuzzy query's terms include `term`, so its postings are
+        read twice; for a word that many documents hold, a regex of the variants alone is
+        cheaper, though Tantivy compiles it per query. Either way the same documents match, but
+        for variants with a letter that has no ASCII form (the regex's classes are ASCII)."""
+        from search.text import one_edit_pattern
+
+        if term.isascii() and term.isalnum() and \
+                searcher.doc_freq(field, term) > REGEX_POSTINGS_PER_LETTER * len(term):
+            try:
+                return tantivy.Query.regex_query(self.schema, field, one_edit_pattern(term))
+            except ValueError:  # past Tantivy's regex size limit (a long word)
+                pass
+        return tantivy.Query.fuzzy_term_query(self.schema, field, term, distance=1, transposition_cost_one=True)
 
     def _filter(self, query: SearchQuery, param: str) -> tantivy.Query:
         if param in RANGE_FIELDS:

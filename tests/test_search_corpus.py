@@ -23,7 +23,7 @@ from ctdl.schema import lineage
 from registry.app import create_app
 from registry.config import Settings
 from registry.service import Registry
-from search import tantivy_facets
+from search import tantivy_facets, tantivy_query
 from tests.conftest import BASE, SHARED, need_shared
 
 DOCS = 5200
@@ -316,3 +316,19 @@ def test_every_facet_count_matches_ground_truth(world: tuple[TestClient, dict[st
         for name in group:
             expected = facet_truth(records, filters, name, 100)
             assert body["facets"][name] == expected, (name, params)
+
+
+@pytest.mark.parametrize("words", ["level", "nursng", "certifcate", "technican", "lvel advanced"])
+def test_a_typo_branch_by_regex_finds_what_the_fuzzy_one_finds(world: tuple[TestClient, dict[str, Truth]],
+                                                               words: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The two plans of a word's typo branch (search/tantivy_query.py _one_edit), each forced in
+    # every field: the same documents in the same order.
+    client, _ = world
+    params = {"q": words, "limit": "100"}
+    monkeypatch.setattr(tantivy_query, "REGEX_POSTINGS_PER_LETTER", 10**12)
+    fuzzy = client.get("/search", params=params).json()
+    monkeypatch.setattr(tantivy_query, "REGEX_POSTINGS_PER_LETTER", 0)
+    regex = client.get("/search", params=params).json()
+    assert fuzzy["total"] > 0
+    assert regex["total"] == fuzzy["total"]
+    assert [r["ctid"] for r in regex["results"]] == [r["ctid"] for r in fuzzy["results"]]
