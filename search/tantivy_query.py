@@ -63,6 +63,7 @@ class QueryBuilder:
         self._unfiltered = facets.Unfiltered()
         self._meta = tantivy.Query.term_query(schema, "ctid", META_ID)
         self._covers: OrderedDict[tuple[Any, ...], tantivy.Query] = OrderedDict()
+        self._regexes: OrderedDict[tuple[str, str], tantivy.Query] = OrderedDict()
         self._covers_lock = threading.Lock()
 
     def _bool(self, clauses: list[tuple[tantivy.Occur, tantivy.Query]]) -> tantivy.Query:
@@ -100,10 +101,21 @@ class QueryBuilder:
 
         if term.isascii() and term.isalnum() and \
                 searcher.doc_freq(field, term) > REGEX_POSTINGS_PER_LETTER * len(term):
+            # Compiled once per word and field: a request builds its text query once per pass.
+            with self._covers_lock:
+                if (field, term) in self._regexes:
+                    self._regexes.move_to_end((field, term))
+                    return self._regexes[field, term]
             try:
-                return tantivy.Query.regex_query(self.schema, field, one_edit_pattern(term))
+                regex = tantivy.Query.regex_query(self.schema, field, one_edit_pattern(term))
             except ValueError:  # past Tantivy's regex size limit (a long word)
-                pass
+                regex = None
+            if regex is not None:
+                with self._covers_lock:
+                    self._regexes[field, term] = regex
+                    while len(self._regexes) > 1024:
+                        self._regexes.popitem(last=False)
+                return regex
         return tantivy.Query.fuzzy_term_query(self.schema, field, term, distance=1, transposition_cost_one=True)
 
     def _filter(self, query: SearchQuery, param: str) -> tantivy.Query:
