@@ -42,6 +42,7 @@ CT = "https://purl.org/ctdl/terms/"
 META = meta_graph_iri(BASE)
 SELECT_NAMES = f"SELECT ?s ?name WHERE {{ ?s <{CT}name> ?name }} ORDER BY ?name"
 CONSTRUCT_NAMES = f"CONSTRUCT {{ ?s <{CT}name> ?name }} WHERE {{ ?s <{CT}name> ?name }}"
+DESCRIBE_GAMMA = f'DESCRIBE ?s WHERE {{ ?s <{CT}name> "Gamma Coding"@en-us }}'
 
 
 def publish(client: TestClient, headers: dict[str, str], doc: dict[str, Any]) -> dict[str, Any]:
@@ -423,9 +424,11 @@ def test_select_results_are_negotiated(loaded: TestClient, accept: str, media: s
     ("application/rdf+xml", "application/rdf+xml"),
     ("application/sparql-results+xml, application/rdf+xml", "application/rdf+xml"),  # rdflib's Accept
     ("*/*", "text/turtle"),
+    ("text/turtle;q=0.1, application/ld+json;q=0.9", "application/ld+json"),
 ])
-def test_graph_results_are_negotiated(loaded: TestClient, accept: str, media: str) -> None:
-    response = sparql(loaded, CONSTRUCT_NAMES, accept)
+@pytest.mark.parametrize("query", [CONSTRUCT_NAMES, DESCRIBE_GAMMA], ids=["construct", "describe"])
+def test_graph_results_are_negotiated(loaded: TestClient, accept: str, media: str, query: str) -> None:
+    response = sparql(loaded, query, accept)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].split(";")[0] == media
     triples = list(ox.parse(response.content, format=ox.RdfFormat.from_media_type(media)))
@@ -470,6 +473,12 @@ def test_dataset_parameters_and_from(loaded: TestClient, registry: Registry) -> 
     assert from_clause == [{"name": one[0]["name"]}]
     bad = sparql(loaded, SELECT_NAMES, **{"default-graph-uri": "not an iri"})
     assert bad.status_code == 400
+    # The same dataset given with a POST: in the form, or in the URL beside a query body.
+    json_accept = {"Accept": "application/sparql-results+json"}
+    form = loaded.post("/sparql", data={"query": SELECT_NAMES, "default-graph-uri": g}, headers=json_accept)
+    direct = loaded.post("/sparql", params={"default-graph-uri": g}, content=SELECT_NAMES.encode(),
+                         headers={"Content-Type": "application/sparql-query", **json_accept})
+    assert bindings(form) == bindings(direct) == one
 
 
 def test_the_default_graph_is_the_union_of_record_graphs(loaded: TestClient) -> None:
