@@ -63,7 +63,7 @@ class QueryBuilder:
         self._unfiltered = facets.Unfiltered()
         self._meta = tantivy.Query.term_query(schema, "ctid", META_ID)
         self._covers: OrderedDict[tuple[Any, ...], tantivy.Query] = OrderedDict()
-        self._regexes: OrderedDict[tuple[str, str], tantivy.Query] = OrderedDict()
+        self._regexes: OrderedDict[tuple[str, str], tantivy.Query | None] = OrderedDict()
         self._covers_lock = threading.Lock()
 
     def _bool(self, clauses: list[tuple[tantivy.Occur, tantivy.Query]]) -> tantivy.Query:
@@ -101,20 +101,23 @@ class QueryBuilder:
 
         if term.isascii() and term.isalnum() and \
                 searcher.doc_freq(field, term) > REGEX_POSTINGS_PER_LETTER * len(term):
-            # Compiled once per word and field: a request builds its text query once per pass.
+            # Compiled once per word and field (a request builds its text query once per pass);
+            # None: past Tantivy's regex size limit (a long word), not to be tried again.
             with self._covers_lock:
-                if (field, term) in self._regexes:
+                known = (field, term) in self._regexes
+                if known:
                     self._regexes.move_to_end((field, term))
-                    return self._regexes[field, term]
-            try:
-                regex = tantivy.Query.regex_query(self.schema, field, one_edit_pattern(term))
-            except ValueError:  # past Tantivy's regex size limit (a long word)
-                regex = None
-            if regex is not None:
+                    regex = self._regexes[field, term]
+            if not known:
+                try:
+                    regex = tantivy.Query.regex_query(self.schema, field, one_edit_pattern(term))
+                except ValueError:
+                    regex = None
                 with self._covers_lock:
                     self._regexes[field, term] = regex
                     while len(self._regexes) > 1024:
                         self._regexes.popitem(last=False)
+            if regex is not None:
                 return regex
         return tantivy.Query.fuzzy_term_query(self.schema, field, term, distance=1, transposition_cost_one=True)
 
@@ -176,7 +179,8 @@ class QueryBuilder:
         # word leaves a handful of them. A common one would cost more to evaluate than it saves.
         restrict = [(Must, q) for q in self._text(terms)] if self._rare(terms) else []
         candidates = self.points_of(self._bool([(Must, boundary), (MustNot, inside), *restrict]))
-        accepted, rejected = [], []
+        accepted: list[int] = []
+        rejected: list[int] = []
         for doc, points in candidates.items():
             (accepted if c.contains(points) else rejected).append(doc)
         # Either way is exact; the shorter list of doc keys is the cheaper one in every pass.
