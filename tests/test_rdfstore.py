@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -369,11 +370,20 @@ def test_a_slow_query_is_stopped_at_the_time_limit(triple_store: TripleStore) ->
     assert triple_store.query(f'ASK {{ ?s <{P}> "v1" }}', timeout_s=20).body.endswith(b"true}")
 
 
-def test_the_embedded_store_kills_the_worker_running_a_timed_out_query(tmp_path: Path) -> None:
-    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=1)
+@contextmanager
+def filled_store(tmp_path: Path, **pool: int) -> Iterator[OxigraphStore]:
+    """An embedded store holding `_fill`'s data, its query workers up; closed after."""
+    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, **pool)
     try:
         _fill(store)
         assert store.query("ASK { ?s ?p ?o }").body.endswith(b"true}")
+        yield store
+    finally:
+        store.close()
+
+
+def test_the_embedded_store_kills_the_worker_running_a_timed_out_query(tmp_path: Path) -> None:
+    with filled_store(tmp_path, workers=1) as store:
         (worker,) = store._pool._all
         pid = worker.process.pid
         assert pid is not None
@@ -382,15 +392,10 @@ def test_the_embedded_store_kills_the_worker_running_a_timed_out_query(tmp_path:
         with pytest.raises(ProcessLookupError):  # the work really stopped: the process is gone
             os.kill(pid, 0)
         assert store.query("ASK { ?s ?p ?o }").body.endswith(b"true}")  # a fresh worker answers
-    finally:
-        store.close()
 
 
 def test_a_slow_query_does_not_hold_up_a_fast_one(tmp_path: Path) -> None:
-    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=2)
-    try:
-        _fill(store)
-        store.query("ASK { ?s ?p ?o }")  # the pool is up
+    with filled_store(tmp_path, workers=2) as store:
         slow = threading.Thread(target=lambda: pytest.raises(QueryTimeout, store.query, SLOW, timeout_s=4))
         slow.start()
         time.sleep(0.3)
@@ -398,47 +403,33 @@ def test_a_slow_query_does_not_hold_up_a_fast_one(tmp_path: Path) -> None:
         assert store.query(f'ASK {{ ?s <{P}> "v2" }}').body.endswith(b"true}")
         assert time.monotonic() - start < 2
         slow.join()
-    finally:
-        store.close()
 
 
 def test_a_query_past_the_queue_bound_is_refused_at_once(tmp_path: Path) -> None:
-    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=1, max_waiting=1)
-    try:
-        _fill(store)
-        store.query("ASK { ?s ?p ?o }")  # the pool is up
-        fast = f'ASK {{ ?s <{P}> "v2" }}'
-        with ThreadPoolExecutor(2) as pool:
-            slow = pool.submit(store.query, SLOW, timeout_s=3)
-            time.sleep(0.3)
-            waiting = pool.submit(store.query, fast, timeout_s=20)  # the one place in the queue
-            time.sleep(0.3)
-            start = time.monotonic()
-            with pytest.raises(StoreBusy):
-                store.query(fast, timeout_s=20)
-            assert time.monotonic() - start < 1
-            with pytest.raises(QueryTimeout):
-                slow.result()
-            assert waiting.result().body.endswith(b"true}")  # it ran once the slow one was stopped
+    fast = f'ASK {{ ?s <{P}> "v2" }}'
+    with filled_store(tmp_path, workers=1, max_waiting=1) as store, ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(store.query, SLOW, timeout_s=3)
+        time.sleep(0.3)
+        waiting = pool.submit(store.query, fast, timeout_s=20)  # the one place in the queue
+        time.sleep(0.3)
+        start = time.monotonic()
+        with pytest.raises(StoreBusy):
+            store.query(fast, timeout_s=20)
+        assert time.monotonic() - start < 1
+        with pytest.raises(QueryTimeout):
+            slow.result()
+        assert waiting.result().body.endswith(b"true}")  # it ran once the slow one was stopped
         assert store.query(fast).body.endswith(b"true}")
-    finally:
-        store.close()
 
 
 def test_without_a_queue_bound_a_query_waits_for_a_worker(tmp_path: Path) -> None:
-    store = OxigraphStore(tmp_path / "ox", meta_graph=META, dataset_iri=DS, workers=1)
-    try:
-        _fill(store)
-        store.query("ASK { ?s ?p ?o }")
-        with ThreadPoolExecutor(3) as pool:
-            slow = pool.submit(store.query, SLOW, timeout_s=2)
-            time.sleep(0.3)
-            waiting = [pool.submit(store.query, f'ASK {{ ?s <{P}> "v{i}" }}', timeout_s=20) for i in (1, 2)]
-            with pytest.raises(QueryTimeout):
-                slow.result()
-            assert all(w.result().body.endswith(b"true}") for w in waiting)
-    finally:
-        store.close()
+    with filled_store(tmp_path, workers=1) as store, ThreadPoolExecutor(3) as pool:
+        slow = pool.submit(store.query, SLOW, timeout_s=2)
+        time.sleep(0.3)
+        waiting = [pool.submit(store.query, f'ASK {{ ?s <{P}> "v{i}" }}', timeout_s=20) for i in (1, 2)]
+        with pytest.raises(QueryTimeout):
+            slow.result()
+        assert all(w.result().body.endswith(b"true}") for w in waiting)
 
 
 def test_reads_see_the_latest_write_and_checkpoints_are_cleaned_up(tmp_path: Path) -> None:
