@@ -255,20 +255,15 @@ def reindex() -> None:
 @click.option("--force", is_flag=True, help="Rewrite a dump that exists for the current sequence.")
 def dump(out_dir: Path | None, keep: int, force: bool) -> None:
     """Write the bulk dumps (N-Quads and JSON-LD zip) at the current change-log sequence."""
-    from registry.dumps import dump_dir, dump_store
-    from registry.store import open_store
+    from registry.dumps import write_dump
 
-    # The store only: a dump is read from the system of record, so it runs beside `credreg serve`
+    # No projections: a dump is read from the system of record, so it runs beside `credreg serve`
     # (whose search index and triple store are locked by it), sharing the dump directory safely.
-    settings = _settings()
-    store = open_store(settings.store_url, durable=settings.durable)
+    registry = _registry(projections=False)
     try:
-        if settings.auto_migrate:
-            store.upgrade()
-        result = dump_store(store, settings.base_uri, out_dir or dump_dir(settings), keep=keep, force=force)
+        result = write_dump(registry, out_dir, keep=keep, force=force)
     finally:
-        store.close()
-    assert result is not None  # it waits for another writer of the directory
+        registry.close()
     click.echo(orjson.dumps(result.as_json(), option=orjson.OPT_INDENT_2).decode())
 
 
