@@ -35,7 +35,7 @@ from registry import negotiation
 from registry.dumps import dump_dir, list_dumps
 from registry.errors import BadRequest
 from registry.rdfstore import JSONLD, NQUADS, NTRIPLES, POSITION_PREDICATE, RDFXML, TURTLE, Dataset, TripleStore
-from registry.rdfstore.projection import CTID
+from registry.rdfstore.projection import CTID, skolem_root
 from registry.rdfstore.results import graph as serialize_graph
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ def _uri_spaces(ds: ox.NamedNode, dataset_iri: str, base: str, stats: Stats) -> 
                 ox.Triple(part, space_p, ox.Literal(space)),
                 ox.Triple(part, ox.NamedNode(VOID + "entities"),
                           ox.Literal(str(count), datatype=ox.NamedNode(XSD + "integer")))]
-    skolem = f"{base}/.well-known/genid/"  # registry.rdfstore.projection.skolem_prefix, per record under it
+    skolem = skolem_root(base)
     part = ox.NamedNode(f"{dataset_iri}-skolem")
     out += [ox.Triple(ds, subset, part), ox.Triple(part, a, ox.NamedNode(VOID + "Dataset")),
             ox.Triple(part, title, ox.Literal("Blank nodes of the record graphs, skolemized", language="en")),

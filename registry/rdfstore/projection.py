@@ -59,8 +59,13 @@ def graph_iri(base_uri: str, ctid: str) -> str:
     return f"{base_uri}/graph/{ctid}"
 
 
+def skolem_root(base_uri: str) -> str:
+    """Where every record's skolem IRIs live (one folder per record under it)."""
+    return f"{base_uri}/.well-known/genid/"
+
+
 def skolem_prefix(base_uri: str, ctid: str) -> str:
-    return f"{base_uri}/.well-known/genid/{ctid}/"
+    return f"{skolem_root(base_uri)}{ctid}/"
 
 
 def skolemize(ntriples: str, base_uri: str, ctid: str) -> str:
