@@ -30,11 +30,11 @@ from search.backend import (
     threshold_counts,
 )
 from search.fields import RANGE_FIELDS, TERM_FIELDS, TEXT_FIELDS
-from search.query import SearchQuery
+from search.query import MAX_RESUME_OFFSET, SearchQuery
 from search.tantivy_schema import RANGE_SLOTS, hits_count, stored_bytes, threshold_slots
 
 Must, Should, MustNot = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
-MAX_WINDOW = 10_000  # deepest result reachable by paging in relevance order
+MAX_WINDOW = MAX_RESUME_OFFSET  # deepest result reachable by paging, in any order
 # A word's typo branch is a regex instead of a fuzzy query in a field where it is in more documents
 # than this per letter: reading its postings again costs ~8 ns a posting, compiling the regex
 # ~0.1 ms a letter (docs/search.md). 0 in tests: every field takes the regex.
@@ -245,7 +245,7 @@ class QueryBuilder:
         if query.after is not None and not isinstance(query.after, int):  # an Elasticsearch resume point
             raise BadRequest("This cursor was issued by another search engine; start again without "
                              "`cursor`.", parameter="cursor")
-        offset = query.after if isinstance(query.after, int) and query.after >= 0 else 0
+        offset = query.after or 0  # search/query.py let only an offset from 1 to MAX_WINDOW through
         field, order = _SORT_FIELDS[query.sort]
         meta = 0
         if not query.terms and not query.has_filter:  # all_query: the meta document is in there
