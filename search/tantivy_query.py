@@ -85,22 +85,31 @@ class QueryBuilder:
             if not fuzziness(term):
                 out.append(exact)
                 continue
+            frequencies = {f: searcher.doc_freq(f, term) for f in TEXT_FIELDS}
+            if not any(frequencies.values()):
+                # No document holds the word itself (the query is the typo): its variants rank
+                # by the field they are in, as the word would by its field boosts.
+                typos = tantivy.Query.disjunction_max_query([tantivy.Query.boost_query(
+                    tantivy.Query.const_score_query(self._one_edit(f, term, 0), 1.0), boost)
+                    for f, boost in TEXT_FIELDS.items()], 0.0)
+                out.append(typos)
+                continue
             # One edit away, scored 0: every document matching the word itself ranks above every
             # one matching a typo of it only, whatever the fields (BM25 of an exact match > 0).
-            typos = self._bool([(Should, self._one_edit(searcher, f, term)) for f in TEXT_FIELDS])
+            typos = self._bool([(Should, self._one_edit(f, term, n)) for f, n in frequencies.items()])
             out.append(self._bool([(Should, exact), (Should, tantivy.Query.const_score_query(typos, 0.0))]))
         return out
 
-    def _one_edit(self, searcher: tantivy.Searcher, field: str, term: str) -> tantivy.Query:
+    def _one_edit(self, field: str, term: str, frequency: int) -> tantivy.Query:
         """Documents with a term one edit away from `term` in `field`, or `term` itself: the exact
-        branch matches those anyway. A fuzzy query's terms include `term`, so its postings are
-        read twice; for a word that many documents hold, a regex of the variants alone is
-        cheaper, though Tantivy compiles it per query. Either way the same documents match, but
-        for variants with a letter that has no ASCII form (the regex's classes are ASCII)."""
+        branch matches those anyway. A fuzzy query's terms include `term`, so its postings (in
+        `frequency` documents) are read twice; for a word that many documents hold, a regex of
+        the variants alone is cheaper, though Tantivy compiles it per query. Either way the same
+        documents match, but for variants with a letter that has no ASCII form (the regex's
+        classes are ASCII)."""
         from search.text import one_edit_pattern
 
-        if term.isascii() and term.isalnum() and \
-                searcher.doc_freq(field, term) > REGEX_POSTINGS_PER_LETTER * len(term):
+        if term.isascii() and term.isalnum() and frequency > REGEX_POSTINGS_PER_LETTER * len(term):
             # Compiled once per word and field (a request builds its text query once per pass);
             # None: past Tantivy's regex size limit (a long word), not to be tried again.
             with self._covers_lock:

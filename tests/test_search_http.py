@@ -69,6 +69,21 @@ def test_repeated_single_parameter_is_refused(client: TestClient) -> None:
     assert response.status_code == 400 and response.json()["parameter"] == "sort"
 
 
+def test_a_query_word_no_document_holds_ranks_its_typo_matches_by_field(client: TestClient) -> None:
+    # Tantivy: "nursinng" is in no document, so every match is one edit away; they rank by the
+    # field it is in (the name first), not in index order (the description-only one came first).
+    org, described, named = ctid(), ctid(), ctid()
+    registry = client.app.state.registry
+    for graph in (organization(org, "College"),
+                  credential(described, "Patient Care Technician", org, description="A first step towards nursing."),
+                  credential(named, "Nursing Aide", org)):
+        registry.publish(registry.prepare(orjson.dumps(graph)), None, mode="import")
+    body = client.get("/search", params={"q": "nursinng", "kind": "credential"}).json()
+    assert [r["ctid"] for r in body["results"]] == [named, described]
+    body = client.get("/search", params={"q": "nursing", "kind": "credential"}).json()
+    assert [r["ctid"] for r in body["results"]] == [named, described]
+
+
 def test_cursor_of_another_search_is_refused(client: TestClient) -> None:
     org = ctid()
     ids = [ctid() for _ in range(3)]
